@@ -1,0 +1,87 @@
+"""The one readout interface every model family implements.
+
+A *readout* turns a batch of stimulus samples (frames and/or captions) into artificial-neuron
+(AN) values: per branch a ``(batch, n_neurons)`` float32 array whose columns are described,
+in order, by :meth:`Readout.neuron_table`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+#: Columns of every neuron table, in this order.
+NEURON_COLUMNS = ("model", "branch", "layer", "module", "head", "unit", "group")
+
+#: AN sites a readout may offer (METHOD.md §2).
+SITES = ("head-unit", "qk", "mlp", "hidden")
+
+#: Token pooling modes (METHOD.md §2).
+POOLINGS = ("mean", "cls", "patches")
+
+
+def make_neuron_table(rows: Sequence[dict]) -> pd.DataFrame:
+    """Build a neuron table with the canonical columns and dtypes from row dicts."""
+    table = pd.DataFrame(list(rows), columns=list(NEURON_COLUMNS))
+    if "group" in table and table["group"].isna().any():
+        table["group"] = (
+            table["branch"].astype(str) + "/L" + table["layer"].astype(str) + "/" + table["module"].astype(str)
+        )
+    return table.astype(
+        {"model": str, "branch": str, "layer": int, "module": str, "head": int, "unit": int, "group": str}
+    )
+
+
+class Readout(abc.ABC):
+    """Per-neuron readout of one model.
+
+    Attributes
+    ----------
+    name : str
+        Registry name or path of the model, e.g. ``"clip-vit-b16"``.
+    branches : tuple of str
+        Branch names, e.g. ``("vision", "text")`` for CLIP, ``("image", "text")`` for METER.
+    modalities : dict of str to str
+        For each branch the input it needs: ``"image"`` or ``"text"``. A branch of a
+        cross-modal model (METER) needs both and is marked ``"image+text"``.
+    """
+
+    name: str
+    branches: tuple[str, ...]
+    modalities: dict[str, str]
+
+    @abc.abstractmethod
+    def neuron_table(self) -> pd.DataFrame:
+        """One row per AN, ordered as the concatenated columns of :meth:`readout`, branch by branch."""
+
+    @abc.abstractmethod
+    def readout(
+        self,
+        images: list[list[np.ndarray]] | None,
+        captions: list[str] | None,
+    ) -> dict[str, np.ndarray]:
+        """Read out one batch.
+
+        Parameters
+        ----------
+        images : list of list of ndarray (H, W, 3) uint8, or None
+            Per sample, one or more frames; the readouts of a sample's frames are averaged.
+        captions : list of str, or None
+            Per sample, its caption (``""`` for none).
+
+        Returns
+        -------
+        dict of str to ndarray of shape (batch, n_neurons_branch), float32
+        """
+
+    @abc.abstractmethod
+    def weights_hash(self) -> str:
+        """A stable hash of the weights (used as a cache key)."""
+
+    def branch_table(self, branch: str) -> pd.DataFrame:
+        """The neuron-table rows of one branch, index reset."""
+        table = self.neuron_table()
+        return table[table["branch"] == branch].reset_index(drop=True)
