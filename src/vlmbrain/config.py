@@ -1,0 +1,276 @@
+"""The run configuration: every option and its default, in one place, validated on load.
+
+A configuration is a YAML file whose sections mirror the pipeline stages. Unknown keys and bad
+values are rejected with one message naming the key, the value and what is allowed. The
+resolved configuration (defaults filled in) is saved into every run directory.
+
+Precedence: command-line argument > environment (``VLMBRAIN_<SECTION>__<KEY>``) > file > default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from vlmbrain.errors import ConfigError, InputFileError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DemoOptions(_Section):
+    """Size of the bundled toy-world demo (used when ``stimulus.kind`` / ``fmri.kind`` is ``demo``)."""
+
+    n_runs: int = Field(2, ge=2, description="runs of the demo movie (>= 2 for leave-one-run-out)")
+    run_length: int = Field(150, ge=40, description="TRs per run")
+    image_size: int = Field(64, ge=16, description="frame size in pixels")
+    seed: int = Field(0, description="seed of the movie and of the phantom fMRI")
+    noise: float = Field(1.0, gt=0, description="noise SD relative to the planted signal")
+
+
+class RunSpec(_Section):
+    """One run of a custom stimulus."""
+
+    name: str
+    n_trs: int | None = Field(None, ge=1, description="TRs of this run (else from the fMRI file)")
+    video: Path | None = None
+    frames_dir: Path | None = None
+    captions: Path | None = None
+
+
+class StimulusConfig(_Section):
+    kind: Literal["demo", "hcp7t", "custom"] = "demo"
+    tr: float = Field(1.0, gt=0, description="repetition time in seconds")
+    frames_per_tr: int = Field(1, ge=1, description="frames per TR; their readouts are averaged")
+    frame_offset: float = Field(0.5, ge=0, le=1, description="frame position inside its TR (0.5 = midpoint)")
+    runs: list[RunSpec] = Field(default_factory=list, description="custom runs (kind: custom)")
+    movie_dir: Path | None = Field(None, description="HCP 7T: folder with 7T_MOVIE*.mp4")
+    wordnet_dir: Path | None = Field(None, description="HCP 7T: folder with WordNet_MOVIE*.txt")
+    exclude_rest: bool = Field(False, description="leave rest TRs out of the fits")
+    exclude_testretest: bool = Field(False, description="HCP 7T: leave the repeated clip out")
+
+
+class FmriConfig(_Section):
+    kind: Literal["demo", "cifti", "nifti", "npy"] = "demo"
+    paths: list[Path] = Field(default_factory=list, description="one file per run (single subject)")
+    subjects: list[list[Path]] = Field(default_factory=list, description="per subject, one file per run; averaged by streaming")
+    mask: Path | None = Field(None, description="NIfTI: brain mask")
+    zscore: bool = True
+    n_grayordinates: int | None = Field(None, ge=1, description="expected count (e.g. 91282); checked on load")
+
+
+class ModelConfig(_Section):
+    name: str = Field(description="registry alias, hub id or local folder")
+    site: Literal["head-unit", "qk", "mlp", "hidden"] = "head-unit"
+    pooling: Literal["mean", "cls", "patches"] = "mean"
+    batch_size: int = Field(16, ge=1)
+    device: str = "cpu"
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    options: dict[str, Any] = Field(default_factory=dict, description="extra loader options (e.g. checkpoint)")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not (v == "cpu" or v == "cuda" or v.startswith("cuda:") or v == "mps"):
+            raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {v!r}")
+        return v
+
+
+class SignalConfig(_Section):
+    hrf: Literal["spm", "glover", "none", "lag"] = "spm"
+    lag: int = Field(0, ge=0, description="shift in TRs for hrf: lag")
+    oversampling: int = Field(16, ge=1)
+
+
+class DictionaryConfig(_Section):
+    n_atoms: int = Field(64, ge=1)
+    alpha: float = Field(0.1, ge=0)
+    scope: Literal["branch", "model"] = Field("branch", description="one dictionary per branch, or one joint per model")
+    n_iter: int = Field(30, ge=1, description="passes over the data")
+    batch_size: int = Field(1024, ge=1)
+    stability_seeds: int = Field(0, ge=0, description="extra seeds for atom stability (0 = skip)")
+
+
+class EncodingConfig(_Section):
+    method: Literal["ols", "ar1", "ridge"] = "ols"
+    n_shifts: int = Field(1000, ge=0, description="circular shifts of the null (0 = parametric t-test)")
+    correction: Literal["fdr", "fwer"] = "fdr"
+    q: float = Field(0.05, gt=0, lt=1, description="FDR q / FWER alpha")
+    chunk_size: int = Field(8192, ge=1, description="grayordinates per chunk (memory knob)")
+    backend: Literal["numpy", "torch"] = "numpy"
+
+
+class NetworksConfig(_Section):
+    atlas: str = Field("cabnp", description="'cabnp', 'yeo7', 'yeo17' or a CIFTI dlabel path")
+    threshold: float = Field(0.15, ge=0, le=1, description="minimal overlap rate for affiliation")
+    null: Literal["spin", "permutation", "none"] = "spin"
+    n_perm: int = Field(1000, ge=0)
+
+
+class ReportConfig(_Section):
+    surface_figures: bool = True
+
+
+class RunConfig(_Section):
+    """The whole run configuration."""
+
+    seed: int = 0
+    stimulus: StimulusConfig = Field(default_factory=StimulusConfig)
+    fmri: FmriConfig = Field(default_factory=FmriConfig)
+    models: list[ModelConfig] = Field(default_factory=lambda: [ModelConfig(name="toy-clip")])
+    signal: SignalConfig = Field(default_factory=SignalConfig)
+    dictionary: DictionaryConfig = Field(default_factory=DictionaryConfig)
+    encoding: EncodingConfig = Field(default_factory=EncodingConfig)
+    networks: NetworksConfig = Field(default_factory=NetworksConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+    demo: DemoOptions = Field(default_factory=DemoOptions)
+
+    # ------------------------------------------------------------------ I/O
+    def to_dict(self) -> dict:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _format_error(err: dict, source: str) -> str:
+    loc = ".".join(str(p) for p in err["loc"])
+    value = err.get("input")
+    kind = err["type"]
+    where = f"{source}: " if source else ""
+    if kind == "extra_forbidden":
+        parent = _section_for(err["loc"][:-1])
+        allowed = ", ".join(parent.model_fields) if parent is not None else "see `vlmbrain config --defaults`"
+        return f"{where}unknown key '{loc}'; allowed keys here: {allowed}"
+    if kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        return f"{where}'{loc}' = {value!r} is not allowed; expected one of {expected}"
+    if kind == "missing":
+        return f"{where}'{loc}' is required but missing"
+    msg = err.get("msg", "invalid value").removeprefix("Value error, ")
+    return f"{where}'{loc}' = {value!r} is invalid: {msg}"
+
+
+def _section_for(loc) -> type[BaseModel] | None:
+    model: type[BaseModel] = RunConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        ann = field.annotation
+        inner = getattr(ann, "__args__", None)
+        candidates = [ann, *(inner or [])]
+        nxt = None
+        for c in candidates:
+            for cc in [c, *(getattr(c, "__args__", None) or [])]:
+                if isinstance(cc, type) and issubclass(cc, BaseModel):
+                    nxt = cc
+        if nxt is None:
+            return None
+        model = nxt
+    return model
+
+
+def validate_config(data: dict | None, source: str = "") -> RunConfig:
+    """Validate a configuration mapping; raise :class:`ConfigError` with one line per problem."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the configuration must be a mapping of sections, got {type(data).__name__}")
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = [_format_error(e, source) for e in exc.errors()]
+        raise ConfigError("; ".join(lines)) from None
+
+
+def _apply_env(data: dict, environ=None) -> dict:
+    """Overlay ``VLMBRAIN_<SECTION>__<KEY>=value`` environment variables (YAML-parsed values)."""
+    environ = os.environ if environ is None else environ
+    for name, raw in environ.items():
+        if not name.startswith("VLMBRAIN_") or "__" not in name:
+            continue
+        path = name[len("VLMBRAIN_") :].lower().split("__")
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                break
+        else:
+            node[path[-1]] = yaml.safe_load(raw)
+    return data
+
+
+def load_config(path, overrides: dict | None = None, environ=None) -> RunConfig:
+    """Load, overlay environment and overrides, and validate a YAML configuration file.
+
+    Relative paths inside the file are resolved against the file's folder.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"configuration file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the configuration must be a mapping of sections, got {type(data).__name__}")
+    data = _apply_env(data, environ)
+    for key, value in (overrides or {}).items():
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    config = validate_config(data, source=str(path))
+    return resolve_paths(config, path.parent)
+
+
+def resolve_paths(config: RunConfig, base: Path) -> RunConfig:
+    """Make the configuration's relative file paths absolute against ``base``."""
+    base = Path(base).resolve()
+
+    def fix(p):
+        return None if p is None else (p if Path(p).is_absolute() else (base / p))
+
+    st = config.stimulus
+    st.movie_dir = fix(st.movie_dir)
+    st.wordnet_dir = fix(st.wordnet_dir)
+    for run in st.runs:
+        run.video = fix(run.video)
+        run.frames_dir = fix(run.frames_dir)
+        run.captions = fix(run.captions)
+    fm = config.fmri
+    fm.paths = [fix(p) for p in fm.paths]
+    fm.subjects = [[fix(p) for p in subj] for subj in fm.subjects]
+    fm.mask = fix(fm.mask)
+    if config.networks.atlas not in ("cabnp", "yeo7", "yeo17"):
+        config.networks.atlas = str(fix(Path(config.networks.atlas)))
+    return config
+
+
+def demo_config(out_fast: bool = False) -> RunConfig:
+    """The configuration ``vlmbrain demo`` runs: toy world, toy CLIP and toy METER, phantom fMRI."""
+    cfg = RunConfig(
+        stimulus=StimulusConfig(kind="demo"),
+        fmri=FmriConfig(kind="demo"),
+        models=[ModelConfig(name="toy-clip"), ModelConfig(name="toy-meter")],
+        dictionary=DictionaryConfig(n_atoms=16, alpha=0.1),
+        encoding=EncodingConfig(n_shifts=200),
+        networks=NetworksConfig(null="spin", n_perm=100),
+    )
+    if out_fast:
+        cfg.demo.run_length = 60
+        cfg.encoding.n_shifts = 50
+        cfg.networks.n_perm = 20
+        cfg.report.surface_figures = False
+    return cfg
