@@ -1,0 +1,195 @@
+"""The ``vlmbrain`` command line: thin commands over the library; no logic lives here."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from vlmbrain import __version__
+from vlmbrain.errors import VlmbrainError
+
+logger = logging.getLogger("vlmbrain")
+
+STAGE_COMMANDS = {
+    "extract": "extract",
+    "signal": "signal",
+    "dictionary": "dictionary",
+    "encode": "encoding",
+    "analyze": "analysis",
+    "report": "report",
+}
+
+
+def _setup_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("vlmbrain: %(message)s"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more output (-vv for debug)")
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vlmbrain",
+        description="Which artificial neurons of a vision-language model behave like which brain networks.",
+    )
+    parser.add_argument("--version", action="version", version=f"vlmbrain {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run every stage of a configuration")
+    p.add_argument("config", help="YAML run configuration")
+    p.add_argument("--out", help="run directory (default: runs/<config name>)")
+    p.add_argument("--force", action="store_true", help="recompute every stage")
+    _add_common(p)
+
+    p = sub.add_parser("demo", help="run the whole pipeline offline on the bundled toy-world demo")
+    p.add_argument("--out", default="vlmbrain-demo", help="run directory (default: %(default)s)")
+    p.add_argument("--fast", action="store_true", help="a smaller demo (shorter runs, fewer permutations)")
+    p.add_argument("--force", action="store_true", help="recompute every stage")
+    _add_common(p)
+
+    for name, stage in STAGE_COMMANDS.items():
+        p = sub.add_parser(name, help=f"run the pipeline up to the {stage} stage (earlier finished stages are skipped)")
+        p.add_argument("config", help="YAML run configuration (or a run directory holding config.yaml)")
+        p.add_argument("--out", help="run directory (default: runs/<config name>, or CONFIG when it is a run directory)")
+        p.add_argument("--force", action="store_true")
+        _add_common(p)
+
+    p = sub.add_parser("models", help="list the model registry")
+    _add_common(p)
+
+    p = sub.add_parser("inspect", help="say what a file is (fMRI, video, captions), or what is wrong with it")
+    p.add_argument("path")
+    _add_common(p)
+
+    p = sub.add_parser("config", help="print the effective configuration (defaults filled in)")
+    p.add_argument("config", nargs="?", help="YAML run configuration (omit for the defaults)")
+    p.add_argument("--demo", action="store_true", help="print the demo's configuration")
+    _add_common(p)
+
+    p = sub.add_parser("info", help="versions of vlmbrain and the libraries its numbers depend on")
+    _add_common(p)
+    return parser
+
+
+def _resolve(args):
+    from vlmbrain.config import load_config
+    from vlmbrain.pipeline import load_run_config
+
+    src = Path(args.config)
+    if src.is_dir():
+        return load_run_config(src), Path(args.out) if args.out else src
+    config = load_config(src)
+    out = Path(args.out) if args.out else Path("runs") / src.stem
+    return config, out
+
+
+def cmd_run(args, stages=None) -> int:
+    from vlmbrain.pipeline import run_pipeline
+
+    config, out = _resolve(args)
+    results = run_pipeline(config, out, stages=stages, force=args.force, progress=not args.quiet)
+    _summarize(results, out)
+    return 0
+
+
+def _summarize(results, out) -> None:
+    ran = [r for r in results if not r.skipped]
+    skipped = [r for r in results if r.skipped]
+    if not ran and skipped:
+        logger.info("everything up to date: %d steps skipped, nothing recomputed", len(skipped))
+    else:
+        logger.info("%d steps computed, %d up to date", len(ran), len(skipped))
+    report = Path(out) / "report" / "index.html"
+    if report.is_file():
+        logger.info("report: %s", report)
+
+
+def cmd_demo(args) -> int:
+    from vlmbrain.demo import run_demo
+
+    results, summary = run_demo(args.out, fast=args.fast, force=args.force, progress=not args.quiet)
+    _summarize(results, args.out)
+    if summary is not None and not args.quiet:
+        print(summary)
+    return 0
+
+
+def cmd_models(args) -> int:
+    from vlmbrain.models import list_models
+
+    table = list_models()
+    print(table.to_string(index=False))
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from vlmbrain.inspect import describe
+
+    print(describe(args.path))
+    return 0
+
+
+def cmd_config(args) -> int:
+    from vlmbrain.config import RunConfig, demo_config, load_config
+
+    if args.demo:
+        cfg = demo_config()
+    elif args.config:
+        cfg = load_config(args.config)
+    else:
+        cfg = RunConfig()
+    print(cfg.to_yaml(), end="")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from vlmbrain.pipeline import package_versions
+
+    for name, ver in package_versions().items():
+        print(f"{name:14s} {ver}")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    _setup_logging(-1 if args.quiet else args.verbose)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command in STAGE_COMMANDS:
+            return cmd_run(args, stages=[STAGE_COMMANDS[args.command]])
+        return {
+            "demo": cmd_demo,
+            "models": cmd_models,
+            "inspect": cmd_inspect,
+            "config": cmd_config,
+            "info": cmd_info,
+        }[args.command](args)
+    except VlmbrainError as err:
+        if args.debug:
+            raise
+        print(f"vlmbrain: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vlmbrain: interrupted; finished steps are kept and a re-run resumes from here", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
