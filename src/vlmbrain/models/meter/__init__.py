@@ -6,5 +6,6 @@
 
 from vlmbrain.models.meter.config import HEADS, VARIANTS, METERConfig, meter_config
 from vlmbrain.models.meter.modeling import METER, resize_pos_embed
+from vlmbrain.models.meter.readout import METERReadout
 
-__all__ = ["METER", "METERConfig", "meter_config", "resize_pos_embed", "HEADS", "VARIANTS"]
+__all__ = ["METER", "METERReadout", "METERConfig", "meter_config", "resize_pos_embed", "HEADS", "VARIANTS"]
