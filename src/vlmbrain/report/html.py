@@ -1,0 +1,561 @@
+"""The self-contained HTML report of a run directory.
+
+:func:`build_report` reads the artifacts of ``RUN/`` (layout in ``docs/ARCHITECTURE.md``),
+draws the figures (saved under ``RUN/report/figures/`` as SVG + PNG) and writes one HTML
+file with every figure embedded (inline SVG, or base64 PNG for surface maps), no external
+URL. Artifacts that are missing make their section say "not computed"; nothing is
+recomputed (the only arithmetic is thresholding q-maps at the configured level for the
+branch-overlap display and counting grayordinates per network for its composition bars).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import json
+import logging
+import platform
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vlmbrain.errors import InputFileError
+from vlmbrain.report._atlas import N_GRAYORDINATES, load_network_atlas
+
+logger = logging.getLogger("vlmbrain")
+
+#: analysis tables rendered, in order, with their section titles
+ANALYSIS_SECTIONS = (
+    ("prediction", "Prediction across networks"),
+    ("affiliation", "Network affiliation of atoms"),
+    ("redundancy", "Redundancy"),
+    ("polarity", "Polarity"),
+    ("crossmodal", "Cross-modal mapping and architecture"),
+    ("hierarchy", "Layer hierarchy"),
+)
+
+_UNTRAINED_WORDS = {"random", "untrained", "random-init", "random_init", "randomly-initialised",
+                    "randomly-initialized", "none", "scratch"}
+_MAX_ROWS = 200
+
+
+# ----------------------------------------------------------------------------- small readers
+def _read_json(path: Path, default=None):
+    if not path.is_file():
+        return default
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise InputFileError(f"{path} is not valid JSON ({err}); re-run the stage that wrote it") from err
+
+
+def _read_yaml(path: Path):
+    if not path.is_file():
+        return None
+    import yaml  # noqa: PLC0415
+
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise InputFileError(f"{path} is not valid YAML ({err}); re-run the pipeline to rewrite it") from err
+
+
+def _read_tsv(path: Path):
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_csv(path, sep="\t")
+    except (OSError, ValueError) as err:
+        raise InputFileError(f"{path} is not a readable TSV table ({err})") from err
+
+
+def _get(d, *keys, default=None):
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return default
+        d = d[k]
+    return d
+
+
+def _fmt_number(x):
+    if isinstance(x, (bool, np.bool_)):
+        return str(bool(x))
+    if isinstance(x, (int, np.integer)):
+        return f"{int(x)}"
+    if isinstance(x, (float, np.floating)):
+        if not np.isfinite(x):
+            return "—" if np.isnan(x) else str(x)
+        if x == int(x) and abs(x) < 1e6:
+            return f"{int(x)}"
+        if abs(x) >= 1e4 or abs(x) < 1e-3:
+            return f"{x:.3g}"
+        return f"{x:.3f}"
+    return str(x)
+
+
+def table_html(df: pd.DataFrame, max_rows: int = _MAX_ROWS) -> str:
+    """Render any table as HTML with readable number formatting (escaped, first ``max_rows`` rows)."""
+    shown = df.head(max_rows).copy()
+    for c in shown.columns:
+        shown[c] = [("—" if (v is None or (isinstance(v, float) and np.isnan(v))) else _fmt_number(v))
+                    for v in shown[c]]
+    html = shown.to_html(index=False, border=0, classes="tbl", escape=True, na_rep="—")
+    if len(df) > max_rows:
+        html += f'<p class="note">First {max_rows} of {len(df)} rows shown.</p>'
+    return html
+
+
+# ----------------------------------------------------------------------------- figure embedding
+@dataclass
+class _Figure:
+    title: str
+    caption: str
+    html: str
+    files: list = field(default_factory=list)
+
+
+class _FigureSink:
+    """Saves figures to ``report/figures`` and returns their embeddable HTML."""
+
+    def __init__(self, fig_dir: Path, dpi: int = 150):
+        self.fig_dir = fig_dir
+        self.dpi = dpi
+
+    def add(self, fig, name: str, title: str, caption: str = "", raster: bool = False) -> _Figure:
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+
+        from vlmbrain.report.figures import save_figure  # noqa: PLC0415
+
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+        try:
+            svg, png = save_figure(fig, self.fig_dir, name, dpi=self.dpi, tight=not raster)
+        finally:
+            plt.close(fig)
+        if raster:
+            b64 = base64.b64encode(png.read_bytes()).decode("ascii")
+            html = f'<img alt="{_esc(title)}" src="data:image/png;base64,{b64}">'
+        else:
+            text = svg.read_text(encoding="utf-8")
+            html = text[text.find("<svg"):]
+        return _Figure(title, caption, html, [f"figures/{svg.name}", f"figures/{png.name}"])
+
+
+def _esc(s) -> str:
+    import html  # noqa: PLC0415
+
+    return html.escape(str(s), quote=True)
+
+
+# ----------------------------------------------------------------------------- run content
+def _list_encodings(run_dir: Path):
+    """``[(model, branch, folder)]`` of ``encoding/<model>/<branch>/``."""
+    enc = run_dir / "encoding"
+    out = []
+    if enc.is_dir():
+        for m in sorted(p for p in enc.iterdir() if p.is_dir()):
+            for b in sorted(p for p in m.iterdir() if p.is_dir()):
+                out.append((m.name, b.name, b))
+    return out
+
+
+def _flag_untrained(info) -> bool | None:
+    """True / False when a JSON blob says whether weights are trained, None when it does not."""
+    if isinstance(info, dict):
+        for k, v in info.items():
+            kl = str(k).lower()
+            if kl in ("weights_trained", "trained", "pretrained") and isinstance(v, bool):
+                return not v
+            if kl in ("random_weights", "untrained", "random_init") and isinstance(v, bool):
+                return v
+            if kl in ("weights", "weights_kind", "weights_status", "init") and isinstance(v, str):
+                return v.strip().lower() in _UNTRAINED_WORDS
+        for v in info.values():
+            r = _flag_untrained(v)
+            if r is not None:
+                return r
+    return None
+
+
+def _model_rows(run_dir: Path, cfg, encodings):
+    names = [m.get("name") for m in (_get(cfg, "models") or []) if isinstance(m, dict)]
+    names += [m for m, _, _ in encodings]
+    act = run_dir / "activations"
+    if act.is_dir():
+        names += [p.name for p in sorted(act.iterdir()) if p.is_dir()]
+    names = [n for n in dict.fromkeys(names) if n]
+    models_json = _read_json(run_dir / "models.json", default={}) or {}
+    if isinstance(models_json, list):
+        models_json = {str(m.get("name")): m for m in models_json if isinstance(m, dict)}
+    rows = []
+    for n in names:
+        safe = n.replace("/", "_")
+        info = models_json.get(n) or models_json.get(safe) or {}
+        status = _flag_untrained(info)
+        src = "models.json" if status is not None else ""
+        for stage in ("activations", "extract", "encoding"):
+            if status is None:
+                status = _flag_untrained(_read_json(run_dir / stage / safe / "_stage.json", default={}))
+                src = f"{stage}/{safe}/_stage.json" if status is not None else ""
+        branches = sorted({b for m, b, _ in encodings if m == n})
+        if not branches and (act / safe).is_dir():
+            branches = sorted(p.stem for p in (act / safe).glob("*.npy"))
+        rows.append({
+            "model": n, "branches": ", ".join(branches) or "—",
+            "weights": {True: "UNTRAINED (random)", False: "trained", None: "not recorded"}[status],
+            "weights_hash": str(_get(info, "weights_hash", default="") or ""),
+            "untrained": status is True, "source": src,
+        })
+    return rows
+
+
+def _provenance(run_dir: Path, cfg):
+    rows = []
+    stim = _get(cfg, "stimulus") or {}
+    fm = _get(cfg, "fmri") or {}
+    rows.append(("stimulus", str(stim.get("kind", "not recorded"))))
+    tl = _read_tsv(run_dir / "stimulus" / "timeline.tsv")
+    if tl is not None:
+        runs = tl["run"].astype(str).unique().tolist() if "run" in tl else []
+        rows.append(("timeline", f"{len(tl)} TRs in {len(runs)} run(s): {', '.join(runs)}"))
+        if "rest" in tl:
+            rows.append(("rest TRs", str(int(tl["rest"].astype(bool).sum()))))
+    if stim.get("tr") is not None:
+        rows.append(("TR (s)", str(stim.get("tr"))))
+    rows.append(("fMRI source", str(fm.get("kind", "not recorded"))))
+    paths = fm.get("paths") or []
+    subjects = fm.get("subjects") or []
+    if subjects:
+        rows.append(("subjects", f"{len(subjects)} (group average of z-scored series)"))
+    elif paths:
+        rows.append(("subjects", "1"))
+    elif fm.get("kind") == "demo":
+        rows.append(("subjects", "phantom (planted ground truth)"))
+    for p in paths[:8]:
+        rows.append(("fMRI file", str(p)))
+    space = _read_json(run_dir / "brain" / "space.json", default=None)
+    if isinstance(space, dict):
+        rows.append(("brain space", ", ".join(f"{k}={v}" for k, v in space.items() if not isinstance(v, (dict, list)))))
+    return rows
+
+
+def _warnings(run_dir: Path):
+    w = _read_json(run_dir / "warnings.json", default=[]) or []
+    if isinstance(w, dict):
+        w = w.get("warnings", [])
+    out = []
+    for item in w:
+        if isinstance(item, dict):
+            msg = item.get("message") or json.dumps(item)
+            where = item.get("stage") or item.get("category") or ""
+            out.append(f"[{where}] {msg}" if where else str(msg))
+        else:
+            out.append(str(item))
+    return out
+
+
+def _branch_side(branch: str) -> str:
+    b = branch.lower()
+    if "text" in b or "lang" in b:
+        return "text"
+    if "vis" in b or "image" in b or "img" in b:
+        return "vision"
+    return "other"
+
+
+def _significant(folder: Path, q_level: float):
+    """(V,) bool significant grayordinates of one branch, and how it was defined."""
+    qr = folder / "q_r.npy"
+    if qr.is_file():
+        return np.load(qr) < q_level, f"cross-validated r with q_r < {q_level:g}"
+    q = folder / "q.npy"
+    if q.is_file():
+        return (np.load(q) < q_level).any(axis=0), f"any atom β with q < {q_level:g}"
+    return None, ""
+
+
+# ----------------------------------------------------------------------------- main entry point
+def build_report(run_dir, out=None, *, surfaces: bool | None = None, max_surface_maps: int = 12,
+                 dpi: int = 150, atlas: str | None = None) -> Path:
+    """Write the self-contained HTML report of a run directory.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        The run directory (see "Run directory" in ``docs/ARCHITECTURE.md``).
+    out : str or Path, optional
+        Output HTML file; default ``run_dir/report/index.html``. Figures go to
+        ``<out folder>/figures/`` as SVG and PNG.
+    surfaces : bool, optional
+        Draw surface maps (a few seconds each). Default: ``report.surface_figures`` of the
+        run's ``config.yaml`` (True when absent).
+    max_surface_maps : int, default=12
+        At most this many surface figures (the rest is listed as skipped).
+    dpi : int, default=150
+        PNG resolution.
+    atlas : str, optional
+        Network atlas for colours and composition; default ``networks.atlas`` of the
+        config, else ``"cabnp"``.
+
+    Returns
+    -------
+    Path
+        The HTML file written.
+
+    Raises
+    ------
+    InputFileError
+        ``run_dir`` is not a folder, or an artifact is unreadable.
+    """
+    import jinja2  # noqa: PLC0415
+
+    from vlmbrain.report import figures as F  # noqa: PLC0415
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise InputFileError(
+            f"run directory {run_dir} does not exist; pass the folder given to 'vlmbrain run' (it holds config.yaml)"
+        )
+    out = Path(out) if out is not None else run_dir / "report" / "index.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sink = _FigureSink(out.parent / "figures", dpi=dpi)
+    notes: list[str] = []  # problems found while building the report itself
+
+    cfg = _read_yaml(run_dir / "config.yaml") or {}
+    versions = _read_json(run_dir / "versions.json", default=None)
+    warnings_list = _warnings(run_dir)
+    if surfaces is None:
+        surfaces = bool(_get(cfg, "report", "surface_figures", default=True))
+    q_level = float(_get(cfg, "encoding", "q", default=0.05))
+    atlas_name = atlas or str(_get(cfg, "networks", "atlas", default="cabnp"))
+    try:
+        net_atlas = load_network_atlas(atlas_name)
+    except Exception as err:  # noqa: BLE001 - the report must still render
+        notes.append(f"network atlas {atlas_name!r} could not be loaded for colours ({err}); using CAB-NP colours")
+        net_atlas = load_network_atlas("cabnp")
+
+    encodings = _list_encodings(run_dir)
+    models = _model_rows(run_dir, cfg, encodings)
+    tables = {key: _read_tsv(run_dir / "analysis" / f"{key}.tsv") for key, _ in ANALYSIS_SECTIONS}
+    n_surf = 0
+
+    def surface_ok():
+        nonlocal n_surf
+        if not surfaces:
+            return False
+        if n_surf >= max_surface_maps:
+            notes.append(f"surface maps beyond max_surface_maps={max_surface_maps} were not drawn")
+            return False
+        n_surf += 1
+        return True
+
+    def safe(fn, what):
+        try:
+            return fn()
+        except Exception as err:  # noqa: BLE001 - one bad artifact must not kill the report
+            logger.warning("report: %s failed: %s", what, err)
+            notes.append(f"{what} could not be drawn: {err}")
+            return None
+
+    sections = []
+
+    # ---------------------------------------------------------------- prediction
+    figs = []
+    for model, branch, folder in encodings:
+        r_path = folder / "r_cv.npy"
+        if not r_path.is_file():
+            continue
+        r = np.load(r_path)
+        if r.shape != (N_GRAYORDINATES,):
+            notes.append(f"{r_path.relative_to(run_dir)} has shape {r.shape}; surface maps need ({N_GRAYORDINATES},)")
+            continue
+        if not surface_ok():
+            continue
+        shown, cap = r.astype(float), "Cross-validated Pearson r (leave-one-run-out) per grayordinate"
+        qr = folder / "q_r.npy"
+        if qr.is_file():
+            shown = np.where(np.load(qr) < q_level, shown, np.nan)
+            cap += f"; only grayordinates with q_r < {q_level:g} are coloured"
+        f = safe(lambda shown=shown, m=model, b=branch: sink.add(
+            F.plot_surface_map(shown, f"{m} / {b}: cross-validated r", "Pearson r", cmap="RdBu_r"),
+            f"surface_r_{m}_{b}", f"{m} / {b}: prediction map", cap, raster=True), f"surface map of {r_path}")
+        if f:
+            figs.append(f)
+    pred = tables["prediction"]
+    if pred is not None and {"network", "mean_r"} <= set(pred.columns):
+        f = safe(lambda: sink.add(F.plot_network_bars(pred, "mean_r", ylabel="mean cross-validated r", atlas=net_atlas),
+                                  "prediction_network_bars", "Mean r per network",
+                                  "Mean cross-validated r over each network's grayordinates."), "prediction bars")
+        figs += [f] if f else []
+        if "frac_significant" in pred.columns:
+            f = safe(lambda: sink.add(F.plot_network_bars(pred, "frac_significant", ylabel="fraction significant",
+                                                          atlas=net_atlas),
+                                      "prediction_frac_significant", "Fraction of significant grayordinates",
+                                      f"Fraction of each network's grayordinates with significant r (q < {q_level:g})."),
+                     "prediction fraction bars")
+            figs += [f] if f else []
+    sections.append(_section("prediction", "Prediction across networks", pred, figs, run_dir))
+
+    # ---------------------------------------------------------------- affiliation
+    aff = tables["affiliation"]
+    figs = []
+    if aff is not None and "network" in aff.columns:
+        gcols = [c for c in ("model", "branch") if c in aff.columns]
+        counts = aff.dropna(subset=["network"]).groupby(gcols + ["network"]).size().rename("n_atoms").reset_index()
+        f = safe(lambda: sink.add(F.plot_network_bars(counts, "n_atoms", ylabel="affiliated atoms", atlas=net_atlas),
+                                  "affiliation_counts", "Atoms affiliated per network",
+                                  "Number of rows of analysis/affiliation.tsv per network (atoms, or atom-sign maps)."),
+                 "affiliation bars")
+        figs += [f] if f else []
+    sections.append(_section("affiliation", "Network affiliation of atoms", aff, figs, run_dir))
+
+    # ---------------------------------------------------------------- redundancy
+    red = tables["redundancy"]
+    figs = []
+    if red is not None and "network" in red.columns:
+        for col, lab in (("n_atoms", "affiliated atoms"), ("mean_n_significant_atoms", "significant atoms per grayordinate"),
+                         ("jaccard_within", "within-network Jaccard")):
+            if col in red.columns:
+                f = safe(lambda col=col, lab=lab: sink.add(F.plot_network_bars(red, col, ylabel=lab, atlas=net_atlas),
+                                                           f"redundancy_{col}", f"Redundancy: {lab}", ""), "redundancy bars")
+                figs += [f] if f else []
+    sections.append(_section("redundancy", "Redundancy", red, figs, run_dir))
+
+    # ---------------------------------------------------------------- polarity
+    pol = tables["polarity"]
+    figs = []
+    if pol is not None and "layer" in pol.columns:
+        f = safe(lambda: sink.add(F.plot_polarity_profiles(pol), "polarity_profiles", "Polarity layer profiles",
+                                  "AN side: Σ|A_kj| over the layer's ANs of each sign, normalised by layer size; "
+                                  "BN side: correlation of the layer's ANs with the mean BN⁺ / BN⁻ time series. "
+                                  "Mean ± SEM over atoms."), "polarity profiles")
+        figs += [f] if f else []
+    sections.append(_section("polarity", "Polarity", pol, figs, run_dir))
+
+    # ---------------------------------------------------------------- cross-modal
+    xm = tables["crossmodal"]
+    figs = []
+    by_model: dict = {}
+    for model, branch, folder in encodings:
+        by_model.setdefault(model, []).append((branch, folder))
+    for model, brs in by_model.items():
+        vis = [(b, f) for b, f in brs if _branch_side(b) == "vision"]
+        txt = [(b, f) for b, f in brs if _branch_side(b) == "text"]
+        if not vis or not txt:
+            continue
+        (bv, fv), (bt, ft) = vis[0], txt[0]
+        sv, how = _significant(fv, q_level)
+        st, _ = _significant(ft, q_level)
+        if sv is None or st is None or sv.shape != (N_GRAYORDINATES,) or st.shape != sv.shape:
+            continue
+        omap = np.zeros(N_GRAYORDINATES, dtype=int)
+        omap[sv & ~st] = 1
+        omap[sv & st] = 2
+        omap[~sv & st] = 3
+        n_v, n_t, n_s = int(sv.sum()), int(st.sum()), int((sv & st).sum())
+        dice = 2 * n_s / (n_v + n_t) if (n_v + n_t) else float("nan")
+        cap = (f"Significant grayordinates ({how}) of {model}'s {bv} and {bt} branches: "
+               f"{n_v - n_s} {bv}-only, {n_s} shared, {n_t - n_s} {bt}-only (Dice {dice:.3f}).")
+        if surface_ok():
+            f = safe(lambda m=model, omap=omap, cap=cap: sink.add(
+                F.plot_categorical_surface(omap, F.OVERLAP_CATEGORIES, f"{m}: branch overlap"),
+                f"overlap_surface_{m}", f"{m}: branch overlap map", cap, raster=True), "overlap surface")
+            figs += [f] if f else []
+        comp = F.overlap_composition(omap, net_atlas)
+        f = safe(lambda m=model, comp=comp, cap=cap: sink.add(
+            F.plot_overlap_composition(comp, f"{m}: network composition", atlas=net_atlas),
+            f"overlap_composition_{m}", f"{m}: network composition of the overlap", cap), "composition bars")
+        figs += [f] if f else []
+    if pred is not None and {"network", "mean_r"} <= set(pred.columns):
+        f = safe(lambda: sink.add(F.plot_model_comparison(pred, "mean_r", units="mean cross-validated r", atlas=net_atlas),
+                                  "model_comparison_mean_r", "Model comparison: mean r per network",
+                                  "Rows: model / branch; columns: networks (atlas colours)."), "model comparison")
+        figs += [f] if f else []
+    sections.append(_section("crossmodal", "Cross-modal mapping and architecture", xm, figs, run_dir))
+
+    # ---------------------------------------------------------------- hierarchy
+    hie = tables["hierarchy"]
+    figs = []
+    if hie is not None and "network" in hie.columns:
+        col = next((c for c in ("centroid_layer", "depth", "centroid_depth", "layer_centroid") if c in hie.columns), None)
+        if col:
+            f = safe(lambda: sink.add(F.plot_hierarchy(hie, col, atlas=net_atlas), "hierarchy", "Atom layer depth per network",
+                                      "Each point is one affiliated atom (its |code|-weighted centroid layer); bar: median."),
+                     "hierarchy plot")
+            figs += [f] if f else []
+    sections.append(_section("hierarchy", "Layer hierarchy", hie, figs, run_dir))
+
+    # ---------------------------------------------------------------- per-network tables
+    net_tables = []
+    nets_dir = run_dir / "networks"
+    if nets_dir.is_dir():
+        for p in sorted(nets_dir.rglob("*.tsv")):
+            df = _read_tsv(p)
+            net_tables.append({"name": str(p.relative_to(run_dir)), "html": table_html(df)})
+
+    # ---------------------------------------------------------------- demo recovery
+    rec = _read_tsv(run_dir / "demo" / "recovery.tsv")
+    demo = None
+    if rec is not None:
+        figs = []
+        try:
+            exp, got = F.recovery_columns(rec)
+            if "match" not in rec.columns:
+                rec = rec.assign(match=[F._sign_str(a) == F._sign_str(b) for a, b in zip(rec[exp], rec[got])])
+        except Exception as err:  # noqa: BLE001
+            notes.append(f"demo/recovery.tsv: {err}")
+        if "network" in rec.columns:
+            f = safe(lambda: sink.add(F.plot_recovery(rec), "demo_recovery", "Planted truth vs recovered",
+                                      "Each cell: planted sign → recovered sign of the network's response."),
+                     "recovery figure")
+            figs += [f] if f else []
+        n_match = int(rec["match"].astype(bool).sum()) if "match" in rec.columns else None
+        demo = {"table": table_html(rec), "figures": figs, "n_match": n_match, "n": len(rec)}
+
+    # ---------------------------------------------------------------- render
+    try:
+        import vlmbrain  # noqa: PLC0415
+
+        own_version = getattr(vlmbrain, "__version__", "unknown")
+    except ImportError:  # pragma: no cover
+        own_version = "unknown"
+    import yaml  # noqa: PLC0415
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("vlmbrain.report", "templates"),
+                             autoescape=jinja2.select_autoescape(["html", "j2"]),
+                             undefined=jinja2.StrictUndefined)
+    html = env.get_template("report.html.j2").render(
+        title=f"vlmbrain report — {run_dir.name}",
+        run_dir=str(run_dir.resolve()),
+        date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        models=models,
+        untrained=[m["model"] for m in models if m["untrained"]],
+        provenance=_provenance(run_dir, cfg),
+        config_yaml=yaml.safe_dump(cfg, sort_keys=False) if cfg else None,
+        sections=sections,
+        net_tables=net_tables,
+        demo=demo,
+        warnings=warnings_list,
+        notes=notes,
+        versions=versions if isinstance(versions, dict) else None,
+        own_version=own_version,
+        python=platform.python_version(),
+        stages=[p.name for p in sorted(run_dir.iterdir()) if p.is_dir() and p.name != "report"],
+    )
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(out)
+    logger.info("report written to %s (%d figures)", out, len(list(sink.fig_dir.glob("*.png"))) if sink.fig_dir.exists() else 0)
+    return out
+
+
+def _section(key, title, table, figs, run_dir):
+    return {
+        "key": key, "title": title,
+        "computed": table is not None or bool(figs),
+        "table": table_html(table) if table is not None else None,
+        "table_path": f"analysis/{key}.tsv",
+        "figures": figs,
+    }
