@@ -427,11 +427,19 @@ def hf_offline() -> bool:
 
 
 def hf_cache_dir() -> str:
+    """The Hugging Face hub cache folder (``HF_HUB_CACHE``, else ``$HF_HOME/hub``, else the default)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.environ["HF_HOME"], "hub")
     from huggingface_hub import constants
 
-    return os.environ.get("HF_HUB_CACHE") or os.path.join(
-        os.environ.get("HF_HOME") or os.path.dirname(constants.HF_HUB_CACHE), "hub"
-    )
+    return constants.HF_HUB_CACHE
+
+
+def _short(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
 
 
 def not_available_message(source: str, reason: str) -> str:
@@ -461,7 +469,7 @@ def model_type_of(source, local_files_only: bool) -> str:
     try:
         cfg = AutoConfig.from_pretrained(str(source), local_files_only=local_files_only)
     except (OSError, ValueError) as err:
-        raise ModelNotAvailableError(not_available_message(str(source), f"no config.json found ({err})")) from err
+        raise ModelNotAvailableError(not_available_message(str(source), f"no config.json found ({_short(err)})")) from err
     return cfg.model_type
 
 
@@ -507,7 +515,7 @@ def load_hf_readout(
         except ModelNotAvailableError as err:
             last = err
         except OSError as err:
-            last = ModelNotAvailableError(not_available_message(source, f"weights not found ({err})"))
+            last = ModelNotAvailableError(not_available_message(source, f"weights not found ({_short(err)})"))
     else:
         if hf_offline() and not is_dir:
             raise ModelNotAvailableError(str(last) + " (offline: HF_HUB_OFFLINE=1, nothing is downloaded)") from last
