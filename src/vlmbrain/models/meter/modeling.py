@@ -140,7 +140,9 @@ class LayerNorm(nn.LayerNorm):
     """CLIP LayerNorm: computed in fp32, cast back to the input dtype."""
 
     def forward(self, x):
-        return super().forward(x.float()).to(x.dtype)
+        w = None if self.weight is None else self.weight.float()
+        b = None if self.bias is None else self.bias.float()
+        return F.layer_norm(x.float(), self.normalized_shape, w, b, self.eps).to(x.dtype)
 
 
 class QuickGELU(nn.Module):
