@@ -1,0 +1,193 @@
+"""Bodies of the pipeline stages that tie library pieces together.
+
+Kept apart from :mod:`vlmbrain.pipeline` (which only does the step mechanics: keys,
+sidecars, skip/resume) so that each body reads as the method it implements.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vlmbrain._io import save_json, save_npy, save_tsv
+from vlmbrain.errors import ConfigError, DimensionError
+
+logger = logging.getLogger("vlmbrain")
+
+
+# ---------------------------------------------------------------------------- stimulus
+def build_stimulus(cfg, movie=None, fmri=None):
+    """Build the :class:`~vlmbrain.stimulus.Stimulus` a configuration describes.
+
+    Parameters
+    ----------
+    cfg : vlmbrain.config.StimulusConfig
+    movie : vlmbrain.toyworld.ToyMovie, optional
+        The demo movie (``cfg.kind == "demo"``).
+    fmri : vlmbrain.config.FmriConfig, optional
+        Used to take run lengths from the fMRI files when a custom run gives no ``n_trs``.
+    """
+    from vlmbrain.stimulus import ArrayStimulus, Timeline
+
+    if cfg.kind == "demo":
+        if movie is None:
+            raise ConfigError("stimulus.kind = 'demo' needs the demo movie")
+        lengths = np.bincount(movie.runs).tolist()
+        timeline = Timeline.from_runs(
+            lengths, cfg.tr, run_names=[f"demo-run-{i + 1}" for i in range(len(lengths))],
+            captions=list(movie.captions), rest=movie.rest, clips=list(movie.clips),
+            frame_offset=cfg.frame_offset,
+        )
+        return ArrayStimulus(timeline, movie.frames)
+    if cfg.kind == "hcp7t":
+        return _hcp7t_stimulus(cfg)
+    return _custom_stimulus(cfg, fmri)
+
+
+def _hcp7t_stimulus(cfg):
+    from vlmbrain.stimulus.hcp7t import hcp7t_stimulus
+
+    if cfg.movie_dir is None and cfg.wordnet_dir is None:
+        raise ConfigError("stimulus.kind = 'hcp7t' needs stimulus.movie_dir (the 7T_MOVIE*.mp4 files) "
+                          "and/or stimulus.wordnet_dir (the WordNet_MOVIE*.txt label files)")
+    return hcp7t_stimulus(movie_dir=cfg.movie_dir, wordnet_dir=cfg.wordnet_dir, tr=cfg.tr,
+                          frames_per_tr=cfg.frames_per_tr, frame_offset=cfg.frame_offset)
+
+
+def _custom_stimulus(cfg, fmri):
+    from vlmbrain.stimulus.custom import custom_stimulus
+
+    if not cfg.runs:
+        raise ConfigError("stimulus.kind = 'custom' needs stimulus.runs: a list of {name, n_trs, video | frames_dir, "
+                          "captions}")
+    fmri_paths = list(fmri.paths) if fmri is not None else []
+    return custom_stimulus(cfg, fmri_paths=fmri_paths)
+
+
+# ---------------------------------------------------------------------------- brain
+def build_brain(cfg, tr, timeline=None, progress=False):
+    """Load the fMRI a configuration names (one subject, or a streamed group average)."""
+    from vlmbrain.brain.loaders import load_runs
+
+    expected = timeline.run_lengths if timeline is not None else None
+    if cfg.subjects:
+        from vlmbrain.brain.group import group_average
+
+        brain = group_average(cfg.subjects, tr=tr, mask=cfg.mask, n_grayordinates=cfg.n_grayordinates,
+                              expected_trs=expected, progress=progress)
+    elif cfg.paths:
+        brain = load_runs(cfg.paths, tr=tr, mask=cfg.mask, n_grayordinates=cfg.n_grayordinates,
+                          expected_trs=expected, zscore=cfg.zscore,
+                          run_names=timeline.run_names if timeline is not None else None)
+    else:
+        raise ConfigError(f"fmri.kind = {cfg.kind!r} needs fmri.paths (one file per run) or fmri.subjects")
+    return brain
+
+
+# ---------------------------------------------------------------------------- encoding
+def _full(values: np.ndarray, valid: np.ndarray, fill=np.nan) -> np.ndarray:
+    """Scatter (..., n_valid) results back to (..., n_grayordinates) with NaN elsewhere."""
+    out = np.full(values.shape[:-1] + (valid.size,), fill, dtype=np.float32)
+    out[..., valid] = values
+    return out
+
+
+def encode_unit(pipe, mdir: str, unit: str, out_dir: Path) -> dict:
+    """Voxel-wise encoding of one dictionary's atoms (METHOD.md §4).
+
+    Atoms are z-scored per run and regressed on every valid grayordinate with one
+    intercept per run. Coefficient maps come from ``encoding.method``; prediction is
+    leave-one-run-out Pearson r. Significance: the circular-shift null of the OLS
+    model (all atoms shifted jointly; ``encoding.n_shifts``) gives p for every (atom,
+    grayordinate) from |t| and for every grayordinate from the full-model R²; with
+    ``n_shifts = 0`` the parametric t-test (p from Student's t with the model's
+    residual dof). Correction: FDR (Benjamini–Hochberg) *per atom map* (each atom's
+    map is its own family, as each is read as its own map) and over grayordinates for
+    the model fit; or max-statistic FWER from the same null.
+    """
+    from scipy import stats as sps
+
+    from vlmbrain.encoding import VoxelwiseEncoder, shift_null
+    from vlmbrain.signal import zscore_runs
+    from vlmbrain.stats import fdr_bh
+
+    cfg = pipe.config.encoding
+    brain = pipe.brain(mmap=True)
+    mask = pipe.train_mask()
+    runs = np.asarray(brain.runs)[mask]
+    atoms = np.load(pipe.run_dir / "dictionary" / mdir / unit / "atoms.npy")
+    if atoms.shape[0] != runs.size:
+        raise DimensionError(f"atoms have {atoms.shape[0]} TRs but the fMRI has {runs.size} training TRs")
+    X, ok = zscore_runs(atoms, runs)
+    if not ok.all():
+        logger.warning("%s/%s: %d atoms are constant within a run; their maps are zero", mdir, unit, int((~ok).sum()))
+    valid = np.asarray(brain.valid)
+    Y = np.asarray(brain.data[mask][:, valid], dtype=np.float32)
+
+    enc = VoxelwiseEncoder(method=cfg.method, chunk_size=cfg.chunk_size, backend=cfg.backend).fit(X, Y, runs=runs)
+    coef = enc.coef_
+    tvals = enc.tvalues_ if enc.tvalues_ is not None else np.full_like(coef, np.nan)
+    cv_r = enc.cv_r_ if enc.cv_r_ is not None else np.full(Y.shape[1], np.nan, np.float32)
+
+    info = {"method": cfg.method, "n_timepoints": int(Y.shape[0]), "n_valid": int(valid.sum()),
+            "n_atoms": int(X.shape[1]), "correction": cfg.correction, "q": cfg.q}
+    if cfg.n_shifts > 0:
+        null = shift_null(X, Y, runs=runs, n_shifts=cfg.n_shifts, random_state=pipe.config.seed,
+                          chunk_size=min(cfg.chunk_size, 512))
+        p_beta, p_r = null.p_t, null.p_r2
+        info.update(null="circular-shift", n_shifts=null.n_shifts)
+        if cfg.correction == "fwer":
+            _, q_beta = null.fwer_t(cfg.q)
+            _, q_r = null.fwer_r2(cfg.q)
+        if cfg.method != "ols":
+            info["note"] = ("p-values from the shift null of the OLS model; coefficient maps from "
+                            f"the {cfg.method} fit")
+    else:
+        if cfg.method == "ridge":
+            raise ConfigError("encoding.n_shifts = 0 (parametric p) needs encoding.method 'ols' or 'ar1'; "
+                              "ridge has no t-statistics: set encoding.n_shifts > 0")
+        dof = float(enc.dof_)
+        p_beta = 2 * sps.t.sf(np.abs(tvals), dof)
+        k = X.shape[1]
+        r2 = np.clip(np.asarray(enc.r2_, dtype=np.float64), 0, 1 - 1e-12)
+        fstat = (r2 / k) / ((1 - r2) / dof)
+        p_r = sps.f.sf(fstat, k, dof)
+        info.update(null="parametric", dof=dof)
+        if cfg.correction == "fwer":
+            raise ConfigError("encoding.correction = 'fwer' uses the max-statistic of the shift null: "
+                              "set encoding.n_shifts > 0, or use correction 'fdr'")
+    if cfg.correction == "fdr":
+        q_beta = np.vstack([fdr_bh(p_beta[k], alpha=cfg.q)[1] for k in range(p_beta.shape[0])])
+        q_r = fdr_bh(p_r, alpha=cfg.q)[1]
+
+    arrays = {
+        "beta": _full(coef, valid), "t": _full(tvals, valid), "p": _full(p_beta, valid), "q": _full(q_beta, valid),
+        "r_cv": _full(cv_r, valid), "p_r": _full(p_r, valid), "q_r": _full(q_r, valid),
+    }
+    if getattr(enc, "cv_r2_", None) is not None:
+        arrays["r2_cv"] = _full(enc.cv_r2_, valid)
+    if getattr(enc, "alphas_", None) is not None:
+        arrays["alpha"] = _full(np.asarray(enc.alphas_, np.float32), valid)
+    for name, arr in arrays.items():
+        save_npy(arr, out_dir / f"{name}.npy")
+    space = brain.space
+    if space.kind != "array":
+        names = [f"atom-{k}" for k in range(coef.shape[0])]
+        space.to_dscalar(arrays["beta"], out_dir / "beta.dscalar.nii", names=[f"{n} beta" for n in names])
+        space.to_dscalar(arrays["t"], out_dir / "t.dscalar.nii", names=[f"{n} t" for n in names])
+        space.to_dscalar(arrays["q"], out_dir / "q.dscalar.nii", names=[f"{n} q" for n in names])
+        space.to_dscalar(np.vstack([arrays["r_cv"], arrays["q_r"]]), out_dir / "r_cv.dscalar.nii",
+                         names=["leave-one-run-out r", "q of the model fit"])
+    n_sig = int(np.nansum(arrays["q_r"] < cfg.q))
+    info["n_significant_fit"] = n_sig
+    info["median_r_cv"] = float(np.nanmedian(arrays["r_cv"]))
+    save_json(info, out_dir / "summary.json")
+    logger.info("%s/%s: median LORO r %.3f, %d grayordinates with a significant fit", mdir, unit,
+                info["median_r_cv"], n_sig)
+    return info
+
+
+__all__ = ["build_stimulus", "build_brain", "encode_unit", "analyze_run"]
