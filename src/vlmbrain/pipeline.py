@@ -199,7 +199,7 @@ class Pipeline:
 
     def stimulus(self):
         if "stimulus" not in self._cache:
-            from vlmbrain.stimulus.build import build_stimulus
+            from vlmbrain.stages import build_stimulus
 
             movie = self.movie() if self.config.stimulus.kind == "demo" else None
             self._cache["stimulus"] = build_stimulus(self.config.stimulus, movie=movie, fmri=self.config.fmri)
@@ -272,7 +272,7 @@ class Pipeline:
             if cfg.kind == "demo":
                 brain = self._demo_brain(timeline)
             else:
-                from vlmbrain.brain.build import build_brain
+                from vlmbrain.stages import build_brain
 
                 brain = build_brain(cfg, tr=self.config.stimulus.tr, timeline=timeline, progress=self.progress)
             check_lengths(timeline, brain)

@@ -48,23 +48,77 @@ def build_stimulus(cfg, movie=None, fmri=None):
 
 
 def _hcp7t_stimulus(cfg):
-    from vlmbrain.stimulus.hcp7t import hcp7t_stimulus
+    from vlmbrain.stimulus import ArrayStimulus
+    from vlmbrain.stimulus.captions import attach_captions
+    from vlmbrain.stimulus.hcp7t import HCP7T_RUNS, hcp7t_timeline
+    from vlmbrain.stimulus.video import VideoStimulus
 
     if cfg.movie_dir is None and cfg.wordnet_dir is None:
         raise ConfigError("stimulus.kind = 'hcp7t' needs stimulus.movie_dir (the 7T_MOVIE*.mp4 files) "
                           "and/or stimulus.wordnet_dir (the WordNet_MOVIE*.txt label files)")
-    return hcp7t_stimulus(movie_dir=cfg.movie_dir, wordnet_dir=cfg.wordnet_dir, tr=cfg.tr,
-                          frames_per_tr=cfg.frames_per_tr, frame_offset=cfg.frame_offset)
+    if abs(cfg.tr - 1.0) > 1e-9:
+        raise ConfigError(f"stimulus.tr = {cfg.tr} but the HCP 7T movie runs have TR = 1.0 s")
+    timeline = hcp7t_timeline(frame_offset=cfg.frame_offset)
+    if cfg.wordnet_dir is not None:
+        sources = {run.name: _find(cfg.wordnet_dir, f"WordNet_{run.stimulus_name}", (".txt",))
+                   for run in HCP7T_RUNS}
+        timeline = attach_captions(timeline, sources, fmt="wordnet")
+    if cfg.movie_dir is None:
+        return ArrayStimulus(timeline, None)
+    videos = {run.name: _find(cfg.movie_dir, run.stimulus_name, (".mp4", ".mov", ".mkv", ".avi"))
+              for run in HCP7T_RUNS}
+    return VideoStimulus(timeline, videos, n_frames_per_tr=cfg.frames_per_tr,
+                         use_captions=cfg.wordnet_dir is not None)
+
+
+def _find(folder, stem, extensions):
+    """The file ``folder/stem(_v2)?.ext``; a clear error naming what was looked for."""
+    from vlmbrain.errors import InputFileError
+
+    folder = Path(folder)
+    for candidate in (stem, f"{stem}_v2"):
+        for ext in extensions:
+            path = folder / f"{candidate}{ext}"
+            if path.is_file():
+                return path
+    raise InputFileError(f"{folder}: no {stem}{{,_v2}}{{{','.join(extensions)}}} file found")
 
 
 def _custom_stimulus(cfg, fmri):
-    from vlmbrain.stimulus.custom import custom_stimulus
+    from vlmbrain.stimulus import ArrayStimulus, Timeline
+    from vlmbrain.stimulus.captions import attach_captions
+    from vlmbrain.stimulus.video import VideoStimulus
 
     if not cfg.runs:
         raise ConfigError("stimulus.kind = 'custom' needs stimulus.runs: a list of {name, n_trs, video | frames_dir, "
                           "captions}")
     fmri_paths = list(fmri.paths) if fmri is not None else []
-    return custom_stimulus(cfg, fmri_paths=fmri_paths)
+    lengths = []
+    for i, run in enumerate(cfg.runs):
+        if run.n_trs is not None:
+            lengths.append(run.n_trs)
+        elif i < len(fmri_paths):
+            from vlmbrain.inspect import inspect_path
+
+            info = inspect_path(fmri_paths[i])
+            lengths.append(int(info["n_trs"]))
+        else:
+            raise ConfigError(f"stimulus.runs.{i}.n_trs is missing and there is no fmri.paths[{i}] to take it from")
+    names = [run.name for run in cfg.runs]
+    timeline = Timeline.from_runs(lengths, cfg.tr, run_names=names, frame_offset=cfg.frame_offset)
+    captions = {run.name: run.captions for run in cfg.runs if run.captions is not None}
+    if captions:
+        timeline = attach_captions(timeline, captions)
+    visual = {run.name: (run.video or run.frames_dir) for run in cfg.runs}
+    have = [v is not None for v in visual.values()]
+    if any(have) and not all(have):
+        missing = [n for n, v in visual.items() if v is None]
+        raise ConfigError(f"stimulus.runs: runs {missing} have no video or frames_dir while others do")
+    if not any(have) and not captions:
+        raise ConfigError("stimulus.runs give neither video/frames_dir nor captions: nothing for a model to read")
+    if all(have):
+        return VideoStimulus(timeline, visual, n_frames_per_tr=cfg.frames_per_tr, use_captions=bool(captions))
+    return ArrayStimulus(timeline, None)
 
 
 # ---------------------------------------------------------------------------- brain
