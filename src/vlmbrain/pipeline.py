@@ -333,7 +333,7 @@ class Pipeline:
                            "description": getattr(readout, "description", ""),
                            "weights_hash": readout.weights_hash(), "site": mcfg.site, "pooling": mcfg.pooling},
                           out_dir / "model.json")
-                return {"branches": branches}
+                return {"branches": branches, "trained": trained, "weights_hash": readout.weights_hash()}
 
             self._step(f"extract:{mdir}", out_dir, params, ["stimulus"], ["model.json"], work)
 
@@ -443,7 +443,7 @@ class Pipeline:
         def work():
             from vlmbrain.report import build_report
 
-            build_report(self.run_dir, surface_figures=self.config.report.surface_figures)
+            build_report(self.run_dir, surfaces=self.config.report.surface_figures)
 
         self._step("report", self.run_dir / "report", params, ["analysis"], ["index.html"], work)
 

@@ -50,38 +50,29 @@ def build_stimulus(cfg, movie=None, fmri=None):
 def _hcp7t_stimulus(cfg):
     from vlmbrain.stimulus import ArrayStimulus
     from vlmbrain.stimulus.captions import attach_captions
-    from vlmbrain.stimulus.hcp7t import HCP7T_RUNS, hcp7t_timeline
+    from vlmbrain.stimulus.hcp7t import HCP7T_RUNS, HCP7T_TR, find_hcp7t_movies, hcp7t_timeline
     from vlmbrain.stimulus.video import VideoStimulus
 
     if cfg.movie_dir is None and cfg.wordnet_dir is None:
         raise ConfigError("stimulus.kind = 'hcp7t' needs stimulus.movie_dir (the 7T_MOVIE*.mp4 files) "
                           "and/or stimulus.wordnet_dir (the WordNet_MOVIE*.txt label files)")
-    if abs(cfg.tr - 1.0) > 1e-9:
-        raise ConfigError(f"stimulus.tr = {cfg.tr} but the HCP 7T movie runs have TR = 1.0 s")
+    if abs(cfg.tr - HCP7T_TR) > 1e-9:
+        raise ConfigError(f"stimulus.tr = {cfg.tr} but the HCP 7T movie runs have TR = {HCP7T_TR} s")
     timeline = hcp7t_timeline(frame_offset=cfg.frame_offset)
     if cfg.wordnet_dir is not None:
-        sources = {run.name: _find(cfg.wordnet_dir, f"WordNet_{run.stimulus_name}", (".txt",))
-                   for run in HCP7T_RUNS}
+        sources = {}
+        for run, (_, video) in HCP7T_RUNS.items():
+            path = Path(cfg.wordnet_dir) / f"WordNet_{Path(video).stem}.txt"
+            if not path.is_file():
+                from vlmbrain.errors import InputFileError
+
+                raise InputFileError(f"{path}: HCP WordNet label file for run {run} not found")
+            sources[run] = path
         timeline = attach_captions(timeline, sources, fmt="wordnet")
     if cfg.movie_dir is None:
         return ArrayStimulus(timeline, None)
-    videos = {run.name: _find(cfg.movie_dir, run.stimulus_name, (".mp4", ".mov", ".mkv", ".avi"))
-              for run in HCP7T_RUNS}
-    return VideoStimulus(timeline, videos, n_frames_per_tr=cfg.frames_per_tr,
+    return VideoStimulus(timeline, find_hcp7t_movies(cfg.movie_dir), n_frames_per_tr=cfg.frames_per_tr,
                          use_captions=cfg.wordnet_dir is not None)
-
-
-def _find(folder, stem, extensions):
-    """The file ``folder/stem(_v2)?.ext``; a clear error naming what was looked for."""
-    from vlmbrain.errors import InputFileError
-
-    folder = Path(folder)
-    for candidate in (stem, f"{stem}_v2"):
-        for ext in extensions:
-            path = folder / f"{candidate}{ext}"
-            if path.is_file():
-                return path
-    raise InputFileError(f"{folder}: no {stem}{{,_v2}}{{{','.join(extensions)}}} file found")
 
 
 def _custom_stimulus(cfg, fmri):
