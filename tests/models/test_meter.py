@@ -315,3 +315,28 @@ def test_checkpoint_errors(tmp_path, tiny_state):
         METER.from_checkpoint(path, variant="tiny", heads=("vqa",))
     with pytest.raises(DimensionError, match="wrong shape"):
         METER.from_checkpoint(path, variant="tiny", hidden_size=32)
+
+
+def test_text_tower_matches_hf_roberta_on_custom_config():
+    """Reference implementation for non-fixture sizes: Hugging Face RobertaModel (eager attention)."""
+    from transformers import RobertaConfig, RobertaModel
+
+    cfg = meter_config("tiny", vocab_size=200, text_hidden_size=64, text_layers=2, text_heads=4,
+                       text_intermediate_size=128, text_max_positions=40, max_text_len=16, image_size=32)
+    torch.manual_seed(1)
+    model = METER(cfg).eval()
+    hf = RobertaModel(RobertaConfig(vocab_size=200, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                    intermediate_size=128, max_position_embeddings=40, type_vocab_size=1,
+                                    layer_norm_eps=1e-5, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                                    attn_implementation="eager"),
+                      add_pooling_layer=True).eval()
+    state = {k[len("text_transformer."):]: v for k, v in model.state_dict().items() if k.startswith("text_transformer.")}
+    assert "embeddings.position_ids" in state and state["embeddings.position_ids"].dtype == torch.int64
+    hf.load_state_dict({k: v for k, v in state.items() if k != "embeddings.position_ids"}, strict=True)
+    ids = torch.tensor([[0, 17, 55, 190, 4, 2, 1, 1], [0, 9, 2, 1, 1, 1, 1, 1]])
+    masks = (ids != 1).long()
+    with torch.no_grad():
+        ref = hf(input_ids=ids, attention_mask=masks).last_hidden_state
+        got = model.infer(torch.zeros(2, 3, 32, 32), ids, masks, output_intermediates={"text_encoder.1.out"})
+    real = masks.bool()
+    torch.testing.assert_close(got["intermediates"]["text_encoder.1.out"][real], ref[real], atol=1e-5, rtol=1e-5)
