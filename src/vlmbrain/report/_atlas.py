@@ -71,8 +71,8 @@ def load_network_atlas(name: str = "cabnp") -> NetworkAtlas:
         from vlmbrain.networks import load_atlas  # noqa: PLC0415
 
         a = load_atlas(name)
-        names = {int(k): str(v) for k, v in dict(a.names).items()}
-        colors = {int(k): tuple(float(c) for c in v) for k, v in dict(a.colors).items()}
+        names = {int(k): str(v) for k, v in dict(a.names).items() if int(k) != 0 and str(v)}
+        colors = {int(k): tuple(float(c) for c in v) for k, v in dict(a.colors).items() if int(k) in names}
         return NetworkAtlas(str(a.name), np.asarray(a.labels), names, colors)
     except (ImportError, AttributeError):
         pass

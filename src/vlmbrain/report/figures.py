@@ -241,7 +241,7 @@ def plot_model_comparison(table: pd.DataFrame, value_col: str = "mean_r", networ
         for i in range(data.shape[0]):
             for j in range(data.shape[1]):
                 if np.isfinite(data[i, j]):
-                    ax.text(j, i, f"{data[i, j]:.2g}", ha="center", va="center", fontsize=8,
+                    ax.text(j, i, f"{data[i, j]:.2f}" if abs(data[i, j]) < 10 else f"{data[i, j]:.3g}", ha="center", va="center", fontsize=8,
                             color="white" if data[i, j] < mid else "black")
         ax.spines[:].set_visible(False)
         cb = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
@@ -413,9 +413,9 @@ def plot_overlap_composition(comp: pd.DataFrame, title: str | None = None,
         ax.invert_yaxis()
         ax.set_xlabel("fraction of the network's grayordinates")
         ax.set_xlim(0, max(1e-9, min(1.0, float(left.max()) * 1.05 if left.size else 1.0)))
-        ax.legend(frameon=False, loc="lower right")
+        ax.legend(frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(categories))
         if title:
-            ax.set_title(title)
+            ax.set_title(title, pad=26)
         fig.tight_layout()
     return fig
 

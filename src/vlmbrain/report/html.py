@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vlmbrain.errors import InputFileError
+from vlmbrain.errors import ConfigError, InputFileError
 from vlmbrain.report._atlas import N_GRAYORDINATES, load_network_atlas
 
 logger = logging.getLogger("vlmbrain")
@@ -123,6 +123,7 @@ class _FigureSink:
     def __init__(self, fig_dir: Path, dpi: int = 150):
         self.fig_dir = fig_dir
         self.dpi = dpi
+        self.enabled = True
 
     def add(self, fig, name: str, title: str, caption: str = "", raster: bool = False) -> _Figure:
         import matplotlib.pyplot as plt  # noqa: PLC0415
@@ -277,7 +278,7 @@ def _significant(folder: Path, q_level: float):
 
 
 # ----------------------------------------------------------------------------- main entry point
-def build_report(run_dir, out=None, *, surfaces: bool | None = None, max_surface_maps: int = 12,
+def build_report(run_dir, out=None, *, figures: str | None = None, max_surface_maps: int = 12,
                  dpi: int = 150, atlas: str | None = None) -> Path:
     """Write the self-contained HTML report of a run directory.
 
@@ -288,9 +289,11 @@ def build_report(run_dir, out=None, *, surfaces: bool | None = None, max_surface
     out : str or Path, optional
         Output HTML file; default ``run_dir/report/index.html``. Figures go to
         ``<out folder>/figures/`` as SVG and PNG.
-    surfaces : bool, optional
-        Draw surface maps (a few seconds each). Default: ``report.surface_figures`` of the
-        run's ``config.yaml`` (True when absent).
+    figures : {'all', 'fast', 'none'}, optional
+        ``'all'``: every figure, surface maps included (a few seconds each); ``'fast'``: no
+        surface maps; ``'none'``: tables only. Default: ``'all'`` when
+        ``report.surface_figures`` of the run's ``config.yaml`` is true (or absent), else
+        ``'fast'``.
     max_surface_maps : int, default=12
         At most this many surface figures (the rest is listed as skipped).
     dpi : int, default=150
@@ -308,6 +311,8 @@ def build_report(run_dir, out=None, *, surfaces: bool | None = None, max_surface
     ------
     InputFileError
         ``run_dir`` is not a folder, or an artifact is unreadable.
+    ConfigError
+        ``figures`` is not one of the allowed values.
     """
     import jinja2  # noqa: PLC0415
 
@@ -326,8 +331,12 @@ def build_report(run_dir, out=None, *, surfaces: bool | None = None, max_surface
     cfg = _read_yaml(run_dir / "config.yaml") or {}
     versions = _read_json(run_dir / "versions.json", default=None)
     warnings_list = _warnings(run_dir)
-    if surfaces is None:
-        surfaces = bool(_get(cfg, "report", "surface_figures", default=True))
+    if figures is None:
+        figures = "all" if bool(_get(cfg, "report", "surface_figures", default=True)) else "fast"
+    if figures not in ("all", "fast", "none"):
+        raise ConfigError(f"figures must be 'all', 'fast' or 'none', got {figures!r}")
+    surfaces = figures == "all"
+    sink.enabled = figures != "none"
     q_level = float(_get(cfg, "encoding", "q", default=0.05))
     atlas_name = atlas or str(_get(cfg, "networks", "atlas", default="cabnp"))
     try:
@@ -352,6 +361,8 @@ def build_report(run_dir, out=None, *, surfaces: bool | None = None, max_surface
         return True
 
     def safe(fn, what):
+        if not sink.enabled:
+            return None
         try:
             return fn()
         except Exception as err:  # noqa: BLE001 - one bad artifact must not kill the report
