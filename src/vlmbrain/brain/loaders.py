@@ -212,6 +212,23 @@ def load_run(path, mask=None, n_grayordinates: int | None = None) -> RunData:
     return run
 
 
+def check_run(path, file_tr, n_trs, tr, expected=None, index=0, name=None) -> None:
+    """Check a run's header TR against the configured TR and its length against the stimulus.
+
+    Raises :class:`ConfigError` (TR) or :class:`DimensionError` (TR count), naming both values.
+    """
+    if file_tr is not None and not np.isclose(file_tr, float(tr), rtol=TR_RTOL, atol=0):
+        raise ConfigError(
+            f"{path}: the file's TR is {file_tr:g} s but the configured TR is {float(tr):g} s; "
+            "set tr to the acquisition TR or check the file"
+        )
+    if expected is not None and int(n_trs) != int(expected):
+        raise DimensionError(
+            f"stimulus run {index + 1} has {int(expected)} TRs but fMRI run {name or os.path.basename(str(path))} "
+            f"({path}) has {int(n_trs)} TRs; check the run order or trim the data"
+        )
+
+
 def _split_lengths(paths, run_lengths):
     """Expand one file holding all runs into per-run slices."""
     if run_lengths is None:
@@ -294,16 +311,7 @@ def load_runs(
             if sl.stop > run.data.shape[0]:
                 raise DimensionError(f"{p}: run_lengths sum to {sl.stop} TRs but the file has {run.data.shape[0]}")
         data = run.data if sl is None else run.data[sl]
-        if run.tr is not None and not np.isclose(run.tr, float(tr), rtol=TR_RTOL, atol=0):
-            raise ConfigError(
-                f"{p}: the file's TR is {run.tr:g} s but the configured TR is {float(tr):g} s; "
-                "set tr to the acquisition TR or check the file"
-            )
-        if expected_trs is not None and data.shape[0] != int(expected_trs[i]):
-            raise DimensionError(
-                f"stimulus run {i + 1} has {int(expected_trs[i])} TRs but fMRI run {run_names[i]} ({p}) has "
-                f"{data.shape[0]} TRs; check the run order or trim the data"
-            )
+        check_run(p, run.tr, data.shape[0], tr, None if expected_trs is None else expected_trs[i], i, run_names[i])
         rspace = run.space
         if rspace.kind == "array" and space is not None:
             if space.n_grayordinates != data.shape[1]:
@@ -340,3 +348,49 @@ def load_runs(
     logger.info("loaded %d runs: data (n_timepoints, n_grayordinates) = %s", len(blocks), data.shape)
     meta = {"sources": paths, "hrf_shifted": bool(hrf_shifted), "zscored": bool(zscore), "n_invalid": n_bad}
     return BrainData(data, runs, run_names, spaces[0], float(tr), valid, meta)
+
+
+@dataclass
+class LazyRun:
+    """A run opened without reading its data: ``proxy[:, a:b]`` reads columns a..b.
+
+    ``proxy`` is a memory map (``.npy``), a nibabel array proxy (CIFTI) or, for NIfTI runs (which
+    need the masker), the loaded array.
+    """
+
+    proxy: object
+    shape: tuple
+    space: BrainSpace
+    tr: float | None
+    source: str
+
+    def columns(self, a: int, b: int) -> np.ndarray:
+        """Columns ``a:b`` of the run as float32, shape (n_timepoints, b - a)."""
+        try:
+            return np.asarray(self.proxy[:, a:b], dtype=np.float32)
+        except Exception as err:
+            raise InputFileError(f"{self.source}: cannot read the data ({type(err).__name__}: {err})") from err
+
+
+def open_run(path, mask=None, n_grayordinates: int | None = None) -> LazyRun:
+    """Open one run for chunked reading (see :class:`LazyRun`); headers are checked now."""
+    kind = detect_kind(path)
+    if kind == "cifti":
+        img = open_cifti(path)
+        from nibabel.cifti2 import cifti2_axes
+
+        ax0 = img.header.get_axis(0)
+        tr = float(ax0.step) if isinstance(ax0, cifti2_axes.SeriesAxis) else None
+        space = BrainSpace.from_cifti(img)
+        if len(img.shape) != 2:
+            raise InputFileError(f"{path}: expected a 2-D dense CIFTI (time x grayordinates), got shape {img.shape}")
+        run = LazyRun(img.dataobj, tuple(img.shape), space, tr, str(path))
+    elif kind == "npy":
+        r = load_npy(path, mmap=True)
+        run = LazyRun(r.data, tuple(r.data.shape), r.space, None, str(path))
+    else:
+        r = load_nifti(path, mask=mask)
+        run = LazyRun(r.data, tuple(r.data.shape), r.space, r.tr, str(path))
+    if n_grayordinates is not None and run.shape[1] != int(n_grayordinates):
+        raise DimensionError(f"{path}: has {run.shape[1]} grayordinates but {int(n_grayordinates)} were expected")
+    return run
