@@ -211,6 +211,15 @@ def test_wrong_image_size_is_a_clear_error(tiny_run):
         model(torch.zeros(1, 3, 224, 224), torch.tensor([[0, 2]]), torch.ones(1, 2))
 
 
+def test_too_long_text_is_a_clear_error():
+    model = METER(meter_config("tiny", image_size=32)).eval()  # 66 positions: at most 64 tokens
+    ids = torch.full((1, 65), 5)
+    with pytest.raises(DimensionError, match="text of 65 tokens exceeds the RoBERTa position table"):
+        model(torch.zeros(1, 3, 32, 32), ids, torch.ones_like(ids))
+    ids = torch.full((1, 64), 5)
+    assert model(torch.zeros(1, 3, 32, 32), ids, torch.ones_like(ids))["text_feats"].shape == (1, 64, 64)
+
+
 def test_nlvr2_forward():
     cfg = meter_config("tiny", heads=("nlvr2",), num_token_types=3, image_size=32)
     model = METER(cfg).eval()

@@ -337,6 +337,15 @@ class RobertaEmbeddings(nn.Module):
     def forward(self, ids):
         real = (ids != self.padding_idx).long()
         pos = torch.cumsum(real, dim=1) * real + self.padding_idx  # pad-aware RoBERTa positions
+        n_pos = self.position_embeddings.num_embeddings
+        if pos.numel() and int(pos.max()) >= n_pos:
+            from vlmbrain.errors import DimensionError
+
+            raise DimensionError(
+                f"text of {int(real.sum(1).max())} tokens exceeds the RoBERTa position table "
+                f"({n_pos} positions = at most {n_pos - self.padding_idx - 1} tokens); truncate the captions "
+                "(max_text_len) or use a larger text_max_positions."
+            )
         emb = self.word_embeddings(ids) + self.token_type_embeddings.weight[0] + self.position_embeddings(pos)
         return self.dropout(self.LayerNorm(emb))
 

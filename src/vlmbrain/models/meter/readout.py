@@ -425,7 +425,7 @@ class METERReadout(Readout):
                 pairs_img.append(f)
                 pairs_cap.append("" if cap is None else str(cap))
                 owner.append(s)
-        n_cols = {b: int((self.neuron_table()["branch"] == b).sum()) for b in self.branches}
+        n_cols = {b: sum(width for *_, width in self._modules(b)) for b in self.branches}
         sums = {b: np.zeros((n, n_cols[b]), np.float64) for b in self.branches}
         counts = np.bincount(owner, minlength=n).astype(np.float64)
         owner = np.asarray(owner)
