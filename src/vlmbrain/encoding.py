@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import importlib
 import logging
-import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.fft as sfft
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 from vlmbrain.errors import ConfigError, DimensionError, MissingDependencyError
 from vlmbrain.stats import fwer_maxstat, permutation_pvalue
@@ -761,13 +763,17 @@ class ShiftNullResult:
         Observed OLS estimates (identical to ``VoxelwiseEncoder(method="ols")``).
     r2 : ndarray of shape (n_grayordinates,)
         Observed in-sample R² of the full model (after removing run means).
-    p_beta, p_t : ndarray of shape (n_atoms, n_grayordinates)
-        Two-sided p-values ``(1 + #{|null| >= |obs|}) / (1 + n_shifts)``.
+    p_beta : ndarray of shape (n_atoms, n_grayordinates)
+        Two-sided p-values ``(1 + #{s: |beta_s| >= |beta|}) / (1 + n_shifts)``. The same
+        p-value holds for ``z = beta / se`` with the observed standard error ``se``
+        (a per-(atom, grayordinate) constant), i.e. for the observed t-value
+        (``p_t`` is an alias); the residual variance is not re-estimated per shift.
     p_r2 : ndarray of shape (n_grayordinates,)
         One-sided p-value of the full-model fit (R²; equivalently the multiple
         correlation R = sqrt(R²)). ``p_r`` is the same array.
-    null_max_t : ndarray of shape (n_shifts, n_atoms)
-        Per shift and atom, max over grayordinates of ``|t|`` (for FWER per atom map).
+    null_max_z : ndarray of shape (n_shifts, n_atoms)
+        Per shift and atom, max over grayordinates of ``|beta_s / se|`` (the null
+        counterpart of ``|tvalues|``, for max-statistic FWER per atom map).
     null_max_r2 : ndarray of shape (n_shifts,)
         Per shift, max over grayordinates of R².
     dof : float
@@ -780,9 +786,8 @@ class ShiftNullResult:
     tvalues: np.ndarray
     r2: np.ndarray
     p_beta: np.ndarray
-    p_t: np.ndarray
     p_r2: np.ndarray
-    null_max_t: np.ndarray
+    null_max_z: np.ndarray
     null_max_r2: np.ndarray
     dof: float
     decimation: int = 1
@@ -790,7 +795,13 @@ class ShiftNullResult:
 
     @property
     def p_r(self):
+        """Alias of ``p_r2`` (the multiple correlation R = sqrt(R²) is monotone in R²)."""
         return self.p_r2
+
+    @property
+    def p_t(self):
+        """Alias of ``p_beta`` (see the class docstring)."""
+        return self.p_beta
 
     @property
     def n_shifts(self):
@@ -798,7 +809,7 @@ class ShiftNullResult:
 
     def fwer_t(self, alpha=0.05):
         """Max-statistic FWER p-values of ``|t|`` per atom map → ``(reject, p)`` (K, V)."""
-        return fwer_maxstat(np.abs(self.tvalues), self.null_max_t, alpha=alpha)
+        return fwer_maxstat(np.abs(self.tvalues), self.null_max_z, alpha=alpha)
 
     def fwer_r2(self, alpha=0.05):
         """Max-statistic FWER p-values of R² → ``(reject, p)`` (V,)."""
@@ -819,7 +830,7 @@ def _choose_decimation(T, n_cand_needed, min_shift):
 
 
 def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None,
-               chunk_size=256, return_null=False, workers=None):
+               chunk_size=32, return_null=False, n_jobs=-1):
     """Circular-shift null of the atom time courses for the OLS encoding model.
 
     **What is shifted.** The atoms are first centred within each run (this is what the
@@ -854,18 +865,20 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
     n_shifts : int, default=1000
     random_state : int or numpy Generator, default=0
     min_shift : int, default=None
-    chunk_size : int, default=256
-        Grayordinates per FFT chunk; memory ≈ ``12 × (T/d) × n_atoms × chunk_size`` bytes.
+    chunk_size : int, default=32
+        Grayordinates per FFT chunk and thread; memory per thread ≈
+        ``(12 × T/d + 8 × n_shifts) × n_atoms × chunk_size`` bytes. Small chunks stay in
+        the CPU caches, which matters more than BLAS efficiency here.
     return_null : bool, default=False
         Also return all null betas (n_shifts, n_atoms, n_grayordinates) — tests only.
-    workers : int, default=None
-        Threads for scipy.fft (``None`` → all cores).
+    n_jobs : int, default=-1
+        Threads over chunks (``-1`` → all cores); BLAS is limited to one thread inside.
 
     Returns
     -------
     ShiftNullResult
-        ``p_beta`` / ``p_t`` (n_atoms, n_grayordinates), ``p_r2`` (n_grayordinates,),
-        ``null_max_t`` (n_shifts, n_atoms), ``null_max_r2`` (n_shifts,) for
+        ``p_beta`` (n_atoms, n_grayordinates), ``p_r2`` (n_grayordinates,),
+        ``null_max_z`` (n_shifts, n_atoms), ``null_max_r2`` (n_shifts,) for
         :func:`vlmbrain.stats.fwer_maxstat`; use :func:`vlmbrain.stats.fdr_bh` on the p's.
     """
     X, Y, _ = _check_xy(X, Y, np.dtype(np.float32))
@@ -903,67 +916,86 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
         raise DimensionError("shift_null: the run-centred atoms are collinear (X'X singular).") from err
     Linv = np.linalg.inv(chol)
     Q = Xc @ Linv.T                       # (T, K), orthonormal columns
-    M = Linv.T.astype(np.float32)          # beta = M @ (Q'y)
     ginv_diag = np.sum(Linv * Linv, axis=0)   # diag(G^-1)
-    # polyphase FFT of Q: Qp[p] = Q[p::d] -> (d, L, K)
+    # polyphase FFT of Q: Qp[p] = Q[p::d] -> (d, L, K); Mz maps Q'y/sigma to z = beta / se
     Qp = Q.reshape(L, d, K).transpose(1, 0, 2)
-    Qh = np.conj(sfft.rfft(Qp.astype(np.float32), axis=1, workers=workers))   # (d, F, K)
-    A = np.ascontiguousarray(Qh.transpose(1, 2, 0))      # (F, K, d)
+    Qh = np.conj(sfft.rfft(Qp, axis=1)).astype(np.complex64)              # (d, F, K)
+    Qh = np.ascontiguousarray(Qh.transpose(0, 2, 1))[:, None, :, :]        # (d, 1, K, F)
+    Mz = (Linv.T / np.sqrt(ginv_diag)[:, None]).astype(np.float32)
     S = n_shifts
-    p_beta_cnt = np.zeros((K, V), np.int32)
-    p_t_cnt = np.zeros((K, V), np.int32)
-    p_r_cnt = np.zeros(V, np.int32)
-    null_max_t = np.zeros((S, K), np.float32)
-    null_max_r2 = np.zeros(S, np.float32)
+    cnt_z = np.zeros((K, V), np.int32)
+    cnt_r = np.zeros(V, np.int32)
     beta_obs = np.empty((K, V), np.float32)
     t_obs = np.empty((K, V), np.float32)
     r2_obs = np.empty(V, np.float32)
     beta_null = np.empty((S, K, V), np.float32) if return_null else None
-    sd_scale = np.sqrt(ginv_diag / df).astype(np.float32)[None, :, None]   # (1, K, 1)
-    for start in range(0, V, int(chunk_size)):
-        stop = min(V, start + int(chunk_size))
+    sqg = np.sqrt(ginv_diag)
+
+    def one_chunk(start):
+        stop = min(V, start + cs)
         sl = slice(start, stop)
         Yk = Y[:, sl]
-        _check_y_finite(Yk, start)
-        Ycen = np.empty_like(Yk)
+        c = stop - start
+        Ycen = np.empty((T, c), np.float64)
         for a, b in bounds:
-            Ycen[a:b] = Yk[a:b] - Yk[a:b].mean(axis=0, dtype=np.float64).astype(np.float32)
-        yy = np.einsum("tc,tc->c", Ycen, Ycen).astype(np.float64)
-        # observed
-        P0 = (Q.T @ Ycen.astype(np.float64))            # (K, c) float64
+            Ycen[a:b] = Yk[a:b] - Yk[a:b].mean(axis=0, dtype=np.float64)
+        yy = np.einsum("tc,tc->c", Ycen, Ycen)
+        if not np.all(np.isfinite(yy)):
+            _check_y_finite(Yk, start)
+        # observed statistics (float64)
+        P0 = Q.T @ Ycen
         b0 = Linv.T @ P0
         ess0 = np.einsum("kc,kc->c", P0, P0)
-        rss0 = np.maximum(yy - ess0, 0.0)
+        sigma = np.sqrt(np.maximum(yy - ess0, 0.0) / df)
         with np.errstate(invalid="ignore", divide="ignore"):
-            t0 = b0 / np.sqrt(np.outer(ginv_diag, rss0 / df))
+            t0 = b0 / (sqg[:, None] * sigma)
             r20 = ess0 / yy
+            inv_sigma = np.where(sigma > 0, 1.0 / sigma, 0.0)
         beta_obs[:, sl], t_obs[:, sl], r2_obs[sl] = b0, t0, r20
-        # null: all lags j*d via the polyphase FFT
-        Yp = Ycen.reshape(L, d, -1).transpose(1, 0, 2)             # (d, L, c)
-        Yh = sfft.rfft(Yp, axis=1, workers=workers)                # (d, F, c)
-        B = np.ascontiguousarray(Yh.transpose(1, 0, 2))           # (F, d, c)
-        H = np.matmul(A, B)                                         # (F, K, c)
-        Pall = sfft.irfft(H, n=L, axis=0, workers=workers)         # (L, K, c)
-        del H, B, Yh
-        P = Pall[jsel]                                               # (S, K, c)
-        del Pall
-        ess = np.einsum("skc,skc->sc", P, P)                        # (S, c)
-        bnull = np.matmul(M, P)                                     # (S, K, c)
+        # null: every lag j*d at once via the polyphase FFT of Y / sigma
+        Ys = (Ycen * inv_sigma).astype(np.float32)
+        Yh = sfft.rfft(Ys.reshape(L, d, c), axis=0)                           # (F, d, c)
+        Yh = np.ascontiguousarray(Yh.transpose(1, 2, 0))[:, :, None, :]       # (d, c, 1, F)
+        H = Yh[0] * Qh[0]                                                       # (c, K, F)
+        for p in range(1, d):
+            H += Yh[p] * Qh[p]
+        P = sfft.irfft(H, n=L, axis=-1)[:, :, jsel]                           # (c, K, S)
+        del H
+        ess = np.einsum("cks,cks->cs", P, P)                                   # sigma units
+        Z = np.matmul(Mz, P)                                                    # (c, K, S)
+        del P
         if return_null:
-            beta_null[:, :, sl] = bnull
-        p_beta_cnt[:, sl] += (np.abs(bnull) >= np.abs(b0.astype(np.float32))[None]).sum(0)
-        rss = np.maximum(yy.astype(np.float32)[None] - ess, np.float32(1e-30))
-        tn = np.abs(bnull) / (np.sqrt(rss)[:, None, :] * sd_scale)
-        del bnull
-        p_t_cnt[:, sl] += (tn >= np.abs(t0.astype(np.float32))[None]).sum(0)
-        np.maximum(null_max_t, tn.max(axis=2), out=null_max_t)
-        del tn
-        r2n = ess / yy.astype(np.float32)[None]
-        p_r_cnt[sl] += (r2n >= r20.astype(np.float32)[None]).sum(0)
-        np.maximum(null_max_r2, r2n.max(axis=1), out=null_max_r2)
+            se = (sqg[:, None] * sigma).astype(np.float32).T                   # (c, K)
+            beta_null[:, :, sl] = (Z * se[:, :, None]).transpose(2, 1, 0)
+        np.abs(Z, out=Z)
+        cz = np.count_nonzero(Z >= np.abs(t0).astype(np.float32).T[:, :, None], axis=2)
+        mz = Z.max(axis=0)                                                      # (K, S)
+        del Z
+        r2n = ess * (sigma**2 / yy).astype(np.float32)[:, None]                 # (c, S)
+        cr = np.count_nonzero(r2n >= r20.astype(np.float32)[:, None], axis=1)
+        cnt_z[:, sl] = cz.T
+        cnt_r[sl] = cr
+        return mz, r2n.max(axis=0)
+
+    cs = int(chunk_size)
+    starts = list(range(0, V, cs))
+    n_jobs = os.cpu_count() if n_jobs in (None, -1) else max(1, int(n_jobs))
+    null_max_z = np.zeros((K, S), np.float32)
+    null_max_r2 = np.zeros(S, np.float32)
+    with threadpool_limits(limits=1):
+        if n_jobs == 1:
+            results = map(one_chunk, starts)
+            for mz, mr in results:
+                np.maximum(null_max_z, mz, out=null_max_z)
+                np.maximum(null_max_r2, mr, out=null_max_r2)
+        else:
+            with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+                for mz, mr in pool.map(one_chunk, starts):
+                    np.maximum(null_max_z, mz, out=null_max_z)
+                    np.maximum(null_max_r2, mr, out=null_max_r2)
     logger.info("shift_null: %d shifts (multiples of %d TRs) for X %s, Y %s", S, d, X.shape, Y.shape)
     return ShiftNullResult(
         shifts=shifts, beta=beta_obs, tvalues=t_obs, r2=r2_obs,
-        p_beta=permutation_pvalue(p_beta_cnt, S), p_t=permutation_pvalue(p_t_cnt, S),
-        p_r2=permutation_pvalue(p_r_cnt, S), null_max_t=null_max_t, null_max_r2=null_max_r2,
+        p_beta=permutation_pvalue(cnt_z, S), p_r2=permutation_pvalue(cnt_r, S),
+        null_max_z=np.ascontiguousarray(null_max_z.T), null_max_r2=null_max_r2,
         dof=float(df), decimation=d, beta_null=beta_null)
