@@ -268,11 +268,11 @@ def test_dscalar_is_not_an_atlas(tmp_path):
 # ----------------------------------------------------------------------------- spin test (real fsLR sphere)
 def test_spin_identity_rotation_is_identity(cabnp, monkeypatch):
     monkeypatch.setattr(nw, "_rotation_matrices", lambda n, seed: np.repeat(np.eye(3)[None], n, axis=0))
-    nw._SPIN_CACHE.clear()
+    nw.clear_spin_cache()
     idx = nw.spin_indices(cabnp.surface, n_perm=2, random_state=123)
     for hemi in ("left", "right"):
         np.testing.assert_array_equal(idx[hemi][0], np.arange(idx[hemi].shape[1]))
-    nw._SPIN_CACHE.clear()
+    nw.clear_spin_cache()
 
 
 def test_spin_matches_brute_force_nearest_neighbour(cabnp):
