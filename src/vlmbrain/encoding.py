@@ -142,23 +142,50 @@ class _ChunkStats:
 
 
 def _numpy_chunk_products(Xc_list, Y, bounds, lag):
-    """GEMMs of one chunk in Y's dtype. Returns per run dict of float64 arrays."""
+    """GEMMs of one chunk in Y's dtype. Returns per run dict of float64 arrays.
+
+    Without lag terms this is one GEMM ``[Xc_r, 1]ᵀ Y_r`` (cross products and column
+    sums) and one pass for the sums of squares; columns whose mean is large compared
+    with their spread (cancellation in ``Σy² − n ȳ²`` or in the float32 GEMM) are
+    recomputed from explicitly centred float64 data.
+    """
     out = []
     for Xc, (a, b) in zip(Xc_list, bounds):
         Yr = Y[a:b]
+        n = b - a
+        K = Xc.shape[1]
+        if not lag:
+            Z = np.empty((n, K + 1), Yr.dtype)
+            Z[:, :K] = Xc
+            Z[:, K] = 1.0
+            CZ = (Z.T @ Yr).astype(np.float64)
+            ybar = CZ[K] / n
+            ss = np.einsum("ij,ij->j", Yr, Yr).astype(np.float64)
+            yy = ss - n * ybar * ybar
+            C = CZ[:K]
+            with np.errstate(invalid="ignore"):
+                bad = np.flatnonzero(~(yy * 16.0 > ss))
+            if bad.size:
+                Yb = Yr[:, bad].astype(np.float64)
+                mb = Yb.mean(axis=0)
+                Yb -= mb
+                ybar[bad] = mb
+                C[:, bad] = Xc.T @ Yb
+                yy[bad] = np.einsum("ij,ij->j", Yb, Yb)
+            out.append(dict(ybar=ybar, C=C, yy=yy))
+            continue
         ybar = Yr.mean(axis=0, dtype=np.float64)
         Yc = Yr - ybar.astype(Yr.dtype)
         Xs = Xc.astype(Yr.dtype)
         C = (Xs.T @ Yc).astype(np.float64)
         yy = np.einsum("ij,ij->j", Yc, Yc).astype(np.float64)
         d = dict(ybar=ybar, C=C, yy=yy)
-        if lag:
-            Z = np.concatenate([Xs, np.ones((b - a, 1), Xs.dtype)], axis=1)
-            d["Cp"] = (Z[:-1].T @ Yc[1:]).astype(np.float64)
-            d["Cm"] = (Z[1:].T @ Yc[:-1]).astype(np.float64)
-            d["yl"] = np.einsum("ij,ij->j", Yc[1:], Yc[:-1]).astype(np.float64)
-            d["yfirst"] = Yc[0].astype(np.float64)
-            d["ylast"] = Yc[-1].astype(np.float64)
+        Z = np.concatenate([Xs, np.ones((n, 1), Xs.dtype)], axis=1)
+        d["Cp"] = (Z[:-1].T @ Yc[1:]).astype(np.float64)
+        d["Cm"] = (Z[1:].T @ Yc[:-1]).astype(np.float64)
+        d["yl"] = np.einsum("ij,ij->j", Yc[1:], Yc[:-1]).astype(np.float64)
+        d["yfirst"] = Yc[0].astype(np.float64)
+        d["ylast"] = Yc[-1].astype(np.float64)
         out.append(d)
     return out
 
@@ -175,7 +202,8 @@ class _Design:
         self.K = X.shape[1]
 
     def stats(self, Y, start, lag, backend):
-        _check_y_finite(Y, start)
+        if lag:
+            _check_y_finite(Y, start)
         if backend is None:
             parts = _numpy_chunk_products(self.Xc, Y, self.bounds, lag)
         else:
@@ -184,6 +212,8 @@ class _Design:
                          C=np.stack([p["C"] for p in parts]),
                          ybar=np.stack([p["ybar"] for p in parts]),
                          yy=np.stack([p["yy"] for p in parts]))
+        if not np.all(np.isfinite(st.yy)):   # NaN/inf anywhere in a column reaches yy
+            _check_y_finite(Y, start)
         if lag:
             for key in ("Cp", "Cm", "yl", "yfirst", "ylast"):
                 setattr(st, key, np.stack([p[key] for p in parts]))
