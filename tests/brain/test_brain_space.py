@@ -215,3 +215,16 @@ def test_brain_data_validation_and_save(tmp_path, rng):
         BrainData(data, np.zeros(6), ["a"], BrainSpace.array(4), 1.0, np.ones(15, bool))
     with pytest.raises(DimensionError, match="outside 0..0"):
         BrainData(data, [0, 0, 0, 1, 1, 1], ["a"], space, 1.0, np.ones(15, bool))
+
+
+def test_to_dtseries_round_trip(tmp_path, rng):
+    from vlmbrain.brain.loaders import load_cifti
+
+    space = BrainSpace.from_cifti(small_axis())
+    data = rng.standard_normal((7, 15)).astype(np.float32)
+    space.to_dtseries(data, tmp_path / "x.dtseries.nii", tr=0.8)
+    run = load_cifti(tmp_path / "x.dtseries.nii")
+    assert run.tr == pytest.approx(0.8) and run.space == space
+    np.testing.assert_array_equal(run.data, data)
+    with pytest.raises(DimensionError, match="must be \\(n_timepoints, n_grayordinates\\)"):
+        space.to_dtseries(data[0], tmp_path / "y.dtseries.nii", tr=1.0)

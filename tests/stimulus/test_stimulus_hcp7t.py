@@ -1,7 +1,6 @@
 """The HCP 7T layout reproduces the published clip table, run lengths and rest blocks."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from vlmbrain.errors import ConfigError, InputFileError
@@ -113,3 +112,27 @@ def test_find_files(tmp_path):
         find_hcp7t_movies(tmp_path)
     with pytest.raises(InputFileError, match="no file for run MOVIE1_7T_AP"):
         find_hcp7t_fmri(movies)
+
+
+def test_hcp7t_stimulus_with_video_and_wordnet(tmp_path):
+    import test_stimulus_video as vid  # same folder (pytest puts it on sys.path)
+
+    from vlmbrain.stimulus.hcp7t import hcp7t_stimulus
+
+    movies = tmp_path / "movies"
+    movies.mkdir()
+    vid.write_video(movies / "7T_MOVIE2_HO1.mp4", [float(i) for i in range(25)])  # 1 frame/s, 25 s
+    wn = tmp_path / "wn"
+    wn.mkdir()
+    (wn / "WordNet_MOVIE2_HO1.txt").write_text(
+        "".join(f"{s:06d}:{{}}\n" for s in range(20)) + '000020:{"road.n.01","sky.n.01"}\n000021:{"car.n.01"}\n')
+    stim = hcp7t_stimulus(movies, runs=["MOVIE2"], captions=wn)
+    assert stim.timeline.n_timepoints == 918 and stim.has_frames and stim.has_captions
+    assert stim.captions([19, 20, 21, 22]) == ["", "road, sky", "car", ""]
+    frames = stim.frames([5, 20, 21])
+    assert frames[0][0].max() == 0  # rest TR -> blank frame
+    assert [vid.frame_number(f[0]) for f in frames[1:]] == [20, 21]  # midpoints 20.5 s, 21.5 s
+    only_text = hcp7t_stimulus(runs=["MOVIE2"], captions=wn)
+    assert not only_text.has_frames and only_text.captions([20]) == ["road, sky"]
+    with pytest.raises(ConfigError, match="needs movie_dir"):
+        hcp7t_stimulus()

@@ -322,6 +322,28 @@ class BrainSpace:
         img.nifti_header.set_intent("ConnDenseScalar")
         return _atomic_save(img, path, ".dscalar.nii")
 
+    def to_dtseries(self, data, path, tr: float, start: float = 0.0) -> Path:
+        """Write a CIFTI-2 dense time series (float32), atomically (e.g. phantom or averaged data).
+
+        Parameters
+        ----------
+        data : ndarray of shape (n_timepoints, n_grayordinates)
+        path : str or Path
+            Should end in ``.dtseries.nii``.
+        tr : float
+            Step of the series axis (s).
+        start : float, default=0.0
+        """
+        self._need_axis("a CIFTI dtseries")
+        arr = np.asarray(data)
+        if arr.ndim != 2:
+            raise DimensionError(f"dtseries data must be (n_timepoints, n_grayordinates), got shape {arr.shape}")
+        arr, _ = self._as_2d(arr)
+        series = cifti2_axes.SeriesAxis(start=float(start), step=float(tr), size=arr.shape[0], unit="SECOND")
+        img = nib.Cifti2Image(arr.astype(np.float32), header=(series, self.axis))
+        img.nifti_header.set_intent("ConnDenseSeries")
+        return _atomic_save(img, path, ".dtseries.nii")
+
     def to_dlabel(self, labels, path, label_table, names=None) -> Path:
         """Write a CIFTI-2 dense label file, atomically.
 

@@ -26,10 +26,12 @@ __all__ = [
     "HCP7T_TR",
     "find_hcp7t_fmri",
     "find_hcp7t_movies",
+    "find_hcp7t_wordnet",
     "hcp7t_clips",
     "hcp7t_mask",
     "hcp7t_rest_intervals",
     "hcp7t_split",
+    "hcp7t_stimulus",
     "hcp7t_timeline",
 ]
 
@@ -209,3 +211,60 @@ def find_hcp7t_movies(folder, runs=None, prefer_v2: bool = False) -> dict[str, s
         else:
             raise InputFileError(f"{folder}: no stimulus video for run {r} ({base} or {v2})")
     return out
+
+
+def find_hcp7t_wordnet(folder, runs=None) -> dict[str, str]:
+    """Find HCP's per-second WordNet label files (``WordNet_MOVIE1_CC1.txt`` ...) in ``folder``."""
+    runs = _check_runs(runs)
+    out = {}
+    for r in runs:
+        stem = HCP7T_RUNS[r][1][len("7T_"):-len(".mp4")]
+        hits = sorted(glob.glob(os.path.join(str(folder), f"WordNet_{stem}*.txt")))
+        if not hits:
+            raise InputFileError(f"{folder}: no WordNet label file for run {r} (WordNet_{stem}.txt)")
+        out[r] = hits[0]
+    return out
+
+
+def hcp7t_stimulus(movie_dir=None, runs=None, captions=None, *, n_frames_per_tr: int = 1,
+                   rest_frames: str = "blank", size=None, prefer_v2: bool = False,
+                   caption_rule: str = "overlap", frame_offset: float = 0.5):
+    """The HCP 7T movie stimulus: timeline + videos and/or per-TR captions.
+
+    Parameters
+    ----------
+    movie_dir : str or Path, optional
+        Folder with ``7T_MOVIE1_CC1.mp4`` ... (see :func:`find_hcp7t_movies`); ``None`` for a
+        captions-only stimulus.
+    runs : optional
+        Subset of runs (see :func:`hcp7t_timeline`).
+    captions : folder, or mapping run -> caption file, optional
+        A folder is searched for the WordNet label files (``WordNet_MOVIE1_CC1.txt``); a mapping
+        may give any SRT/VTT/TSV/WordNet file per run.
+    n_frames_per_tr, rest_frames, size
+        See :class:`vlmbrain.stimulus.video.VideoStimulus`.
+    caption_rule : str, default="overlap"
+        See :func:`vlmbrain.stimulus.captions.captions_to_trs`.
+
+    Returns
+    -------
+    Stimulus
+        A ``VideoStimulus`` when ``movie_dir`` is given, else an ``ArrayStimulus`` with captions.
+    """
+    from collections.abc import Mapping
+
+    from vlmbrain.stimulus.captions import attach_captions
+    from vlmbrain.stimulus.timeline import ArrayStimulus
+    from vlmbrain.stimulus.video import VideoStimulus
+
+    if movie_dir is None and captions is None:
+        raise ConfigError("hcp7t_stimulus needs movie_dir (videos) and/or captions (WordNet folder or files)")
+    timeline = hcp7t_timeline(runs, frame_offset=frame_offset)
+    if captions is not None:
+        sources = captions if isinstance(captions, Mapping) else find_hcp7t_wordnet(captions, timeline.run_names)
+        timeline = attach_captions(timeline, sources, rule=caption_rule)
+    if movie_dir is None:
+        return ArrayStimulus(timeline)
+    videos = find_hcp7t_movies(movie_dir, timeline.run_names, prefer_v2=prefer_v2)
+    return VideoStimulus(timeline, videos, n_frames_per_tr=n_frames_per_tr, rest_frames=rest_frames, size=size,
+                         use_captions=captions is not None)
