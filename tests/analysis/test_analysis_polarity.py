@@ -20,9 +20,9 @@ def neuron_table(layers):
 def test_layer_profiles_exact():
     neurons = neuron_table([0, 0, 1, 1, 1, 2])  # layer sizes 2, 3, 1
     codes = np.array([[1.0, -2.0, 0.5, 0.5, -3.0, 4.0]])
-    t = layer_profiles(codes, neurons).set_index(["sign", "layer"])["profile"]
-    np.testing.assert_allclose([t[("+", 0)], t[("+", 1)], t[("+", 2)]], [1 / 2, 1 / 3, 4])
-    np.testing.assert_allclose([t[("-", 0)], t[("-", 1)], t[("-", 2)]], [1.0, 1.0, 0.0])
+    t = layer_profiles(codes, neurons).set_index(["side", "layer"])["value"]
+    np.testing.assert_allclose([t[("AN+", 0)], t[("AN+", 1)], t[("AN+", 2)]], [1 / 2, 1 / 3, 4])
+    np.testing.assert_allclose([t[("AN-", 0)], t[("AN-", 1)], t[("AN-", 2)]], [1.0, 1.0, 0.0])
 
 
 def test_mirrored_profiles_detected():
@@ -51,8 +51,8 @@ def test_mirrored_profiles_detected():
     from scipy.stats import pearsonr
 
     layers = np.arange(L)
-    P = layer_profiles(codes, neurons).set_index(["atom", "sign", "layer"])["profile"]
-    ref = pearsonr([P[(0, "+", x)] for x in layers], [P[(0, "-", x)] for x in layers])
+    P = layer_profiles(codes, neurons).set_index(["atom", "side", "layer"])["value"]
+    ref = pearsonr([P[(0, "AN+", x)] for x in layers], [P[(0, "AN-", x)] for x in layers])
     assert t.loc[0, "r_mirror"] == pytest.approx(ref.statistic)
     assert t.loc[0, "p_mirror"] == pytest.approx(ref.pvalue)
 
@@ -101,15 +101,15 @@ def test_layer_bn_correlation_planted(rng):
     codes[0, 0:4], codes[0, 4:8] = 1.0, -1.0
     codes[0, 8:10] = 0.5
     bn_pos, bn_neg = s[:, None], -s[:, None]
-    t = layer_bn_correlation(X, neurons, codes, bn_pos, bn_neg).set_index(["layer", "an_sign", "bn_sign"])
-    assert t.loc[(0, "+", "+"), "mean_r"] > 0.95
-    assert t.loc[(0, "+", "-"), "mean_r"] < -0.95
-    assert t.loc[(0, "-", "+"), "mean_r"] < -0.95
-    assert t.loc[(0, "all", "+"), "mean_r"] == pytest.approx(0.0, abs=0.05)
-    assert abs(t.loc[(1, "+", "+"), "mean_r"]) < 0.3 and t.loc[(1, "+", "+"), "n_neurons"] == 2
-    assert np.isnan(t.loc[(2, "+", "+"), "mean_r"]) and t.loc[(2, "+", "+"), "n_neurons"] == 0
+    t = layer_bn_correlation(X, neurons, codes, bn_pos, bn_neg).set_index(["layer", "an_sign", "side"])
+    assert t.loc[(0, "+", "BN+"), "value"] > 0.95
+    assert t.loc[(0, "+", "BN-"), "value"] < -0.95
+    assert t.loc[(0, "-", "BN+"), "value"] < -0.95
+    assert t.loc[(0, "all", "BN+"), "value"] == pytest.approx(0.0, abs=0.05)
+    assert abs(t.loc[(1, "+", "BN+"), "value"]) < 0.3 and t.loc[(1, "+", "BN+"), "n_neurons"] == 2
+    assert np.isnan(t.loc[(2, "+", "BN+"), "value"]) and t.loc[(2, "+", "BN+"), "n_neurons"] == 0
     ref = np.mean([np.corrcoef(X[:, j], s)[0, 1] for j in range(4)])
-    assert t.loc[(0, "+", "+"), "mean_r"] == pytest.approx(ref)
+    assert t.loc[(0, "+", "BN+"), "value"] == pytest.approx(ref)
 
 
 def test_polarity_input_errors():

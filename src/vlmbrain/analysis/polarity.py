@@ -32,19 +32,21 @@ def layer_profiles(codes, neurons: pd.DataFrame, model: str = "", branch: str = 
     Returns
     -------
     DataFrame
-        ``model, branch, atom, sign ('+'/'-'), layer, profile, n_layer`` (one row per atom, sign, layer).
+        ``model, branch, atom, side ('AN+'/'AN-'), layer, value, n_layer``: one row per atom, side
+        and layer; ``value`` is P±_k(l), ``n_layer`` the layer size. (Long format with
+        ``side``/``value``, as the polarity figure reads it.)
     """
     codes = check_2d("codes", codes, (None, None)).astype(float)
     check_neurons(neurons, codes.shape[1])
     layers, P_pos, P_neg, sizes = signed_layer_profiles(codes, neurons)
     K, L = P_pos.shape
     frames = []
-    for sign, P in (("+", P_pos), ("-", P_neg)):
+    for side, P in (("AN+", P_pos), ("AN-", P_neg)):
         frames.append(pd.DataFrame({
-            "atom": np.repeat(np.arange(K), L), "sign": sign, "layer": np.tile(layers, K),
-            "profile": P.ravel(), "n_layer": np.tile(sizes, K),
+            "atom": np.repeat(np.arange(K), L), "side": side, "layer": np.tile(layers, K),
+            "value": P.ravel(), "n_layer": np.tile(sizes, K),
         }))
-    out = pd.concat(frames, ignore_index=True).sort_values(["atom", "sign", "layer"], kind="stable")
+    out = pd.concat(frames, ignore_index=True).sort_values(["atom", "side", "layer"], kind="stable")
     out.insert(0, "branch", branch)
     out.insert(0, "model", model)
     return out.reset_index(drop=True)
@@ -171,9 +173,10 @@ def layer_bn_correlation(
     Returns
     -------
     DataFrame
-        ``model, branch, atom, layer, an_sign, bn_sign, mean_r, n_neurons`` where ``an_sign`` is
-        '+' (AN⁺_k of that layer), '-' (AN⁻_k) or 'all' (every AN of that layer), ``bn_sign`` '+'
-        or '-'. ``mean_r`` is NaN where the layer has no such ANs or the BN map is empty.
+        ``model, branch, atom, side, an_sign, layer, value, n_neurons``: ``side`` is 'BN+' or
+        'BN-' (which mean series), ``an_sign`` '+' (AN⁺_k of that layer), '-' (AN⁻_k) or 'all'
+        (every AN of that layer), ``value`` the mean Pearson r of those ANs with that series
+        (NaN where the layer has no such ANs or the BN map is empty).
     """
     X = check_2d("activations", activations, (None, None)).astype(np.float64)
     T, N = X.shape
@@ -185,7 +188,7 @@ def layer_bn_correlation(
     layers, lpos, _ = layer_positions(neurons)
     Xz = _zscore_columns(X)
     rows = []
-    for bn_sign, B in (("+", bn_pos), ("-", bn_neg)):
+    for side, B in (("BN+", bn_pos), ("BN-", bn_neg)):
         R = Xz.T @ _zscore_columns(B)  # (N, K) Pearson r
         for k in range(K):
             groups = {"+": codes[k] > 0, "-": codes[k] < 0, "all": np.ones(N, bool)}
@@ -194,9 +197,9 @@ def layer_bn_correlation(
                     m = sel & (lpos == li)
                     vals = R[m, k]
                     vals = vals[np.isfinite(vals)]
-                    rows.append({"atom": k, "layer": int(layer), "an_sign": an_sign, "bn_sign": bn_sign,
-                                 "mean_r": float(vals.mean()) if vals.size else np.nan, "n_neurons": int(m.sum())})
-    out = pd.DataFrame(rows).sort_values(["atom", "bn_sign", "an_sign", "layer"], kind="stable").reset_index(drop=True)
+                    rows.append({"atom": k, "side": side, "an_sign": an_sign, "layer": int(layer),
+                                 "value": float(vals.mean()) if vals.size else np.nan, "n_neurons": int(m.sum())})
+    out = pd.DataFrame(rows).sort_values(["atom", "side", "an_sign", "layer"], kind="stable").reset_index(drop=True)
     out.insert(0, "branch", branch)
     out.insert(0, "model", model)
     return out
