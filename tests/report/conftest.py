@@ -98,3 +98,13 @@ def run_dir(tmp_path):
 def make_run():
     """The run-directory factory :func:`make_run_dir`."""
     return make_run_dir
+
+
+@pytest.fixture(scope="session")
+def built_report(tmp_path_factory):
+    """``(run_dir, html_path, html_text)`` of a report built once per session (figures='fast')."""
+    from vlmbrain.report import build_report
+
+    run = make_run_dir(tmp_path_factory.mktemp("report"), untrained=("toy-meter",))
+    out = build_report(run, figures="fast")
+    return run, out, out.read_text(encoding="utf-8")

@@ -20,12 +20,9 @@ WARNINGS = ["signal: 12 constant ANs dropped from toy-clip/vision",
             "encoding: <toy-meter/text> 3 grayordinates are constant & were left out"]
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory, make_run):
-    root = tmp_path_factory.mktemp("rep")
-    run = make_run(root, untrained=("toy-meter",))
-    out = build_report(run, figures="fast")
-    return run, out, out.read_text(encoding="utf-8")
+@pytest.fixture
+def built(built_report):
+    return built_report
 
 
 def test_written_where_documented(built):
