@@ -1,5 +1,6 @@
 """METER readout: values recomputed independently from the official fixture's intermediates."""
 
+import functools
 import os
 
 import numpy as np
@@ -17,14 +18,19 @@ POOLINGS = ("mean", "cls", "patches")
 WORDS = "a the red blue green cat dog ball runs sits on under big small house tree".split()
 
 
+@functools.lru_cache(maxsize=4)
+def _load(path):
+    return torch.load(path, weights_only=True)
+
+
 @pytest.fixture
 def tiny_blob(meter_fixtures):
-    return torch.load(os.path.join(meter_fixtures, "meter_reference_io.pt"), weights_only=True)
+    return _load(os.path.join(meter_fixtures, "meter_reference_io.pt"))  # read-only in the tests
 
 
 @pytest.fixture
 def tiny_state(meter_fixtures):
-    return torch.load(os.path.join(meter_fixtures, "meter_reference_state_dict.pt"), weights_only=True)
+    return dict(_load(os.path.join(meter_fixtures, "meter_reference_state_dict.pt")))
 
 
 @pytest.fixture
