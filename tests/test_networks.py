@@ -352,3 +352,19 @@ def test_spin_planted_map_in_network(cabnp, spin_run):
     assert summ.loc[(1, "-"), "p_null"] < 0.05
     assert summ.loc[(1, "+"), "network"] == ""
     assert table.attrs["null"] == "spin"
+
+
+def test_dlabel_undeclared_key_and_map_index(tmp_path):
+    import nibabel as nib
+
+    bm, _ = _bm_axis()
+    V = len(bm)
+    labels = np.ones(V)
+    labels[:5] = 5  # key 5 is not in the label table
+    lab_axis = nib.cifti2.LabelAxis(["nets"], [{0: ("???", (0, 0, 0, 0)), 1: ("Alpha", (1, 0, 0, 1))}])
+    path = tmp_path / "bad.dlabel.nii"
+    nib.Cifti2Image(labels[None].astype(np.float32), header=(lab_axis, bm)).to_filename(path)
+    with pytest.raises(InputFileError, match=r"uses label keys \[5\] that are not in its label table"):
+        load_atlas(path)
+    with pytest.raises(ConfigError, match="has 1 label maps; map_index=3 is out of range"):
+        load_atlas(path, map_index=3)

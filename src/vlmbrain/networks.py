@@ -121,7 +121,7 @@ class Atlas:
     surface: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
     mesh_size: int | None = None
     source: str = ""
-    _onehot: np.ndarray | None = field(default=None, repr=False)
+    _onehot: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
         self.labels = np.asarray(self.labels).astype(np.int64)
