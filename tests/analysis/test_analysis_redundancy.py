@@ -1,7 +1,6 @@
 """Redundancy (METHOD.md §6.2): exact counts and Jaccards on constructed maps and codes."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from vlmbrain.analysis import atoms_per_grayordinate, code_l0, fault_tolerance, redundancy
