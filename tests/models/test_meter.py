@@ -257,15 +257,16 @@ class _RunsShell:
         return (os.system, (f"touch {self.marker}",))
 
 
-def _save_ckpt(path, state, extra):
+def _save_ckpt(path, state, extra, zipfile=True):
     torch.save({"epoch": 3, "global_step": 10, "pytorch-lightning_version": "1.3.2", "state_dict": state, **extra},
-               path)
+               path, _use_new_zipfile_serialization=zipfile)
 
 
-def test_lightning_ckpt_with_custom_objects_loads(tmp_path, tiny_state):
+@pytest.mark.parametrize("zipfile", [True, False], ids=["zip", "legacy"])
+def test_lightning_ckpt_with_custom_objects_loads(tmp_path, tiny_state, zipfile):
     path = tmp_path / "meter.ckpt"
     _save_ckpt(path, tiny_state, {"callbacks": {LightningLikeCallback: {"k": 1}},
-                                  "hyper_parameters": {"config": LightningLikeCallback()}})
+                                  "hyper_parameters": {"config": LightningLikeCallback()}}, zipfile)
     with pytest.raises(pickle.UnpicklingError):
         torch.load(path, weights_only=True)  # what the fallback exists for
     state = load_meter_state_dict(path)
@@ -282,10 +283,11 @@ def test_model_prefix_is_stripped(tmp_path, tiny_state):
     assert list(load_meter_state_dict(path)) == list(tiny_state)
 
 
-def test_malicious_pickle_does_not_execute(tmp_path, tiny_state):
+@pytest.mark.parametrize("zipfile", [True, False], ids=["zip", "legacy"])
+def test_malicious_pickle_does_not_execute(tmp_path, tiny_state, zipfile):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.ckpt"
-    _save_ckpt(path, tiny_state, {"callbacks": {"x": _RunsShell(marker)}})
+    _save_ckpt(path, tiny_state, {"callbacks": {"x": _RunsShell(marker)}}, zipfile)
     state = load_meter_state_dict(path)
     assert not marker.exists()
     assert set(state) == set(tiny_state)
