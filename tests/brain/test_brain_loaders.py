@@ -179,3 +179,23 @@ def test_no_zscore_keeps_values(tmp_path, rng):
     bd = load_runs([tmp_path / "r.npy"], tr=1.0, zscore=False, hrf_shifted=True)
     np.testing.assert_allclose(bd.data, a.astype(np.float32))
     assert bd.meta["hrf_shifted"] is True and bd.meta["zscored"] is False
+
+
+def test_load_runs_memory_is_output_plus_one_run(tmp_path, rng):
+    import tracemalloc
+
+    paths = []
+    for k in range(4):
+        p = tmp_path / f"r{k}.npy"
+        np.save(p, rng.standard_normal((40, 3000)))  # float64 on disk: reading makes a float32 copy
+        paths.append(p)
+    out_bytes = 4 * 40 * 3000 * 4
+    tracemalloc.start()
+    try:
+        bd = load_runs(paths, tr=1.0, chunk_size=256)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert bd.data.shape == (160, 3000)
+    assert peak < 1.5 * out_bytes, peak / out_bytes
+    np.testing.assert_allclose(bd.data[40:80], zscore_ref(np.load(paths[1])), atol=1e-5)
