@@ -368,3 +368,24 @@ def test_dlabel_undeclared_key_and_map_index(tmp_path):
         load_atlas(path)
     with pytest.raises(ConfigError, match="has 1 label maps; map_index=3 is out of range"):
         load_atlas(path, map_index=3)
+
+
+def test_spin_is_less_anticonservative_than_permutation_for_smooth_maps(cabnp, spin_run):
+    # Smooth patches (30 mm geodesic-ish discs on the left sphere) straddle networks. A label
+    # permutation destroys the networks' spatial autocorrelation, so every patch looks
+    # "significant"; the spin null keeps it and does not.
+    _, n_perm = spin_run
+    g, v = cabnp.surface["left"]
+    P = nw.fslr_sphere("left")[v]
+    centres = np.random.default_rng(1).choice(len(v), 8, replace=False)
+    pos = np.zeros((len(centres), cabnp.space_size), bool)
+    for k, c in enumerate(centres):
+        pos[k, g[np.linalg.norm(P - P[c], axis=1) < 30]] = True
+    neg = np.zeros_like(pos)
+    best = {}
+    for null in ("permutation", "spin"):
+        t = affiliate(pos, neg, cabnp, null=null, n_perm=n_perm, random_state=0)
+        best[null] = t[t["is_max"] & (t["sign"] == "+")].sort_values("atom")["p_null"].to_numpy()
+    assert np.all(best["permutation"] == pytest.approx(1 / (n_perm + 1)))
+    assert np.median(best["spin"]) > 2 / (n_perm + 1)
+    assert (best["spin"] > 0.05).sum() >= 2
