@@ -24,16 +24,11 @@ logger = logging.getLogger("vlmbrain")
 __all__ = ["group_average"]
 
 
-def _zscore_block(x: np.ndarray, eps: float = 1e-8):
-    """Column z-score of one run block (population SD) in float64; returns (z float32, ok)."""
-    x64 = x.astype(np.float64)
-    finite = np.all(np.isfinite(x64), axis=0)
-    mean = x64.mean(axis=0)
-    sd = x64.std(axis=0)
-    ok = finite & (sd > eps * np.maximum(np.abs(mean), 1.0))
-    z = ((x64 - mean) / np.where(ok, sd, 1.0)).astype(np.float32)
-    z[:, ~ok] = 0.0
-    return z, ok
+def _zscore_block(x: np.ndarray):
+    """Column z-score of one run block: :func:`vlmbrain.signal.zscore_runs` on a single run."""
+    from vlmbrain.signal import zscore_runs
+
+    return zscore_runs(x, np.zeros(x.shape[0], dtype=int))
 
 
 def group_average(
