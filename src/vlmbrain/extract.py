@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from vlmbrain._io import atomic_path, hash_obj, save_json, save_tsv
 from vlmbrain.errors import ConfigError, DimensionError
@@ -94,7 +95,9 @@ def _select_branches(stimulus, readout) -> list[str]:
 
 
 def _cache_key(stimulus, readout, branches, table) -> str:
-    h = hashlib.sha256(table.to_csv(sep="\t", index=False).encode()).hexdigest()[:16]
+    h = hashlib.sha256(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
+    h.update(",".join(map(str, table.columns)).encode())
+    h = h.hexdigest()[:16]
     return hash_obj(
         {
             "format": _FORMAT,

@@ -221,9 +221,15 @@ class HFReadout(Readout):
             raise ModelNotAvailableError(f"model {self.name!r} has a text branch but no tokenizer was given")
         self.tokenizer = tokenizer
         self._weights_hash: str | None = None
+        self._table: pd.DataFrame | None = None
 
     # ------------------------------------------------------------------ Readout API
     def neuron_table(self) -> pd.DataFrame:
+        if self._table is None:
+            self._table = self._build_table()
+        return self._table.copy()
+
+    def _build_table(self) -> pd.DataFrame:
         rows = []
         for t in self._towers:
             n_units = t.intermediate_size if self.site == "mlp" else t.hidden_size
@@ -285,10 +291,11 @@ class HFReadout(Readout):
             pixel_values = self.image_processor(flat[start : start + self.batch_size])
             chunks.append(self._forward(t, {"pixel_values": pixel_values}))
         per_image = np.concatenate(chunks, axis=0)
-        owner = np.asarray(owner)
-        counts = np.bincount(owner, minlength=len(images)).astype(np.float64)
-        sums = np.zeros((len(images), per_image.shape[1]), np.float64)
-        np.add.at(sums, owner, per_image)
+        counts = np.bincount(np.asarray(owner), minlength=len(images))
+        if (counts == 1).all():
+            return per_image
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        sums = np.add.reduceat(per_image.astype(np.float64), starts, axis=0)
         return (sums / counts[:, None]).astype(np.float32)
 
     def _read_captions(self, t: _Tower, captions) -> np.ndarray:
