@@ -175,3 +175,17 @@ def test_frame_folder_index_and_time(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputFileError, match="empty: no image files"):
         FrameFolder(tmp_path / "empty")
+
+
+def test_pickle_reopens(cfr):
+    import pickle
+
+    r = VideoReader(cfr)
+    r.frames_at([1.0])
+    r2 = pickle.loads(pickle.dumps(r))
+    assert [frame_number(f) for f in r2.frames_at([0.5, 2.0])] == [5, 20]
+    tl = Timeline.from_runs([3], tr=1.0)
+    stim = VideoStimulus(tl, [cfr])
+    stim.frames([0])
+    stim2 = pickle.loads(pickle.dumps(stim))
+    assert [frame_number(f[0]) for f in stim2.frames([0, 1, 2])] == [5, 15, 25]

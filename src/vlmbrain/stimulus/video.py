@@ -124,6 +124,12 @@ class VideoReader:
             self._container.close()
         self._container = self._iter = None
 
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.update(_container=None, _iter=None, _prev=None, _prev_t=-np.inf, _next=None, _eof=False)
+        state.pop("_stream", None)
+        return state
+
     def __enter__(self):
         return self
 
@@ -368,6 +374,11 @@ class VideoStimulus(Stimulus):
                         h.update(fh.read())
             self._hash = h.hexdigest()[:16]
         return self._hash
+
+    def __getstate__(self):  # open decoders do not pickle (process pools, Dask): reopen lazily
+        state = self.__dict__.copy()
+        state["_readers"] = {}
+        return state
 
     def close(self):
         for r in self._readers.values():
