@@ -282,6 +282,14 @@ def test_from_checkpoint(tmp_path, tiny_state, tokenizer, rng):
     assert out["image"].dtype == np.float32 and out["image"].shape == (1, len(ro.branch_table("image")))
 
 
+def test_tokenizer_from_local_folder(tmp_path, tiny_model, tokenizer):
+    tokenizer.save_pretrained(tmp_path / "tok")
+    ro = METERReadout(tiny_model, str(tmp_path / "tok"))
+    ids, masks = ro.tokenize(["a cat", ""])
+    assert ids[0, :4].tolist() == [0, 4, 4 + WORDS.index("cat"), 2] and ids[1, :3].tolist() == [0, 2, 1]
+    assert masks.sum(1).tolist() == [4, 2]
+
+
 def test_errors(tiny_model, tokenizer, rng):
     with pytest.raises(ConfigError, match="site='neuron' is not supported"):
         METERReadout(tiny_model, tokenizer, site="neuron")

@@ -158,16 +158,21 @@ def load_roberta_tokenizer(source: str | PathLike = "roberta-base"):
     from transformers import AutoTokenizer
 
     src = os.fspath(source)
-    try:
-        return AutoTokenizer.from_pretrained(src, local_files_only=True)
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ModelNotAvailableError(
-            f"METER tokenizer {src!r} is not available offline ({type(err).__name__}). Looked at the local path "
-            f"{os.path.abspath(src)!r} and in the Hugging Face cache {_hf_cache_dir()!r}. To fix: on a machine with "
-            f"internet run `huggingface-cli download {src if os.path.sep not in src else 'roberta-base'}` and copy "
-            "the cache (or set HF_HOME), or pass tokenizer=<folder with tokenizer.json / vocab.json+merges.txt> "
-            "or a tokenizer object."
-        ) from err
+    # the hub moved "roberta-base" to "FacebookAI/roberta-base"; a cache may hold either
+    candidates = [src] + (["FacebookAI/roberta-base"] if src == "roberta-base" else [])
+    err = None
+    for cand in candidates:
+        try:
+            return AutoTokenizer.from_pretrained(cand, local_files_only=True)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            err = e
+    raise ModelNotAvailableError(
+        f"METER tokenizer {src!r} is not available offline ({type(err).__name__}). Looked at the local path "
+        f"{os.path.abspath(src)!r} and in the Hugging Face cache {_hf_cache_dir()!r}. To fix: on a machine with "
+        f"internet run `huggingface-cli download {src if os.path.sep not in src else 'roberta-base'}` and copy "
+        "the cache (or set HF_HOME), or pass tokenizer=<folder with tokenizer.json / vocab.json+merges.txt> "
+        "or a tokenizer object."
+    ) from err
 
 
 # ----------------------------------------------------------------------------- readout
