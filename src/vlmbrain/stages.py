@@ -235,4 +235,76 @@ def encode_unit(pipe, mdir: str, unit: str, out_dir: Path) -> dict:
     return info
 
 
+# ---------------------------------------------------------------------------- analysis
+def analyze_run(pipe) -> dict:
+    """Network affiliation and the four analyses over every model / branch of a run (METHOD.md §5–6).
+
+    Writes ``analysis/<table>.tsv`` for every table of :func:`vlmbrain.analysis.run_analyses`,
+    one CIFTI dlabel per dictionary with, per atom, its significant grayordinates labelled by
+    the network that atom's map of that sign is affiliated with (``networks/<model>/<unit>/``),
+    and — for the demo — ``demo/recovery.tsv`` (planted vs recovered per network).
+    """
+    from vlmbrain.analysis import AnalysisInputs, AnalysisOptions, BranchResult, run_analyses
+    from vlmbrain.networks import load_atlas, significant_maps
+
+    cfg = pipe.config
+    run_dir = pipe.run_dir
+    brain = pipe.brain(mmap=True)
+    atlas = load_atlas(cfg.networks.atlas, n_grayordinates=brain.n_grayordinates)
+    mask = pipe.train_mask()
+    branches = []
+    for mdir, blist in pipe.units():
+        unit = "+".join(blist)
+        ddir = run_dir / "dictionary" / mdir / unit
+        edir = run_dir / "encoding" / mdir / unit
+        acts = np.concatenate([np.load(run_dir / "signal" / mdir / b / "timecourses.npy") for b in blist], axis=1)
+        branches.append(BranchResult(
+            model=mdir, branch=unit, atoms=np.load(ddir / "atoms.npy"), codes=np.load(ddir / "codes.npy"),
+            neurons=pd.read_csv(ddir / "neurons.tsv", sep="\t"), beta=np.load(edir / "beta.npy"),
+            q_beta=np.load(edir / "q.npy"), r_cv=np.load(edir / "r_cv.npy"), q_r=np.load(edir / "q_r.npy"),
+            activations=acts[mask],
+        ))
+    data = brain.data if mask.all() else np.asarray(brain.data[mask])
+    options = AnalysisOptions(alpha=cfg.encoding.q, threshold=cfg.networks.threshold,
+                              null=None if cfg.networks.null == "none" else cfg.networks.null,
+                              n_perm=cfg.networks.n_perm, random_state=cfg.seed)
+    tables = run_analyses(AnalysisInputs(branches=branches, atlas=atlas, brain=data, options=options))
+    for name, table in tables.items():
+        save_tsv(table, run_dir / "analysis" / f"{name}.tsv")
+
+    aff = tables["affiliation"]
+    if brain.space.kind != "array":
+        table = {0: ("none", (1.0, 1.0, 1.0, 0.0))}
+        table.update({nid: (atlas.names[nid], tuple(atlas.colors[nid])) for nid in atlas.network_ids})
+        for b in branches:
+            pos, neg = significant_maps(b.beta, b.q_beta, cfg.encoding.q)
+            labels = np.zeros((2 * b.beta.shape[0], brain.n_grayordinates), dtype=np.int32)
+            names = []
+            sub = aff[(aff["model"] == b.model) & (aff["branch"] == b.branch) & aff["affiliated"].astype(bool)]
+            for k in range(b.beta.shape[0]):
+                for j, (sign, m) in enumerate((("+", pos[k]), ("-", neg[k]))):
+                    hit = sub[(sub["atom"] == k) & (sub["sign"] == sign)]
+                    if len(hit):
+                        labels[2 * k + j, m] = int(hit["network_id"].iloc[0])
+                    names.append(f"atom-{k} {sign}")
+            brain.space.to_dlabel(labels, run_dir / "networks" / b.model / b.branch / "affiliation.dlabel.nii",
+                                  table, names=names)
+    info = {"tables": sorted(tables), "n_affiliated": int(aff["affiliated"].astype(bool).sum()) if len(aff) else 0}
+    if pipe.is_demo and (run_dir / "demo" / "truth.tsv").is_file():
+        info["recovered"] = _demo_recovery(pipe, branches, aff, mask)
+    return info
+
+
+def _demo_recovery(pipe, branches, aff, mask) -> int:
+    from vlmbrain.demo.recovery import score_recovery
+
+    run_dir = pipe.run_dir
+    truth = pd.read_csv(run_dir / "demo" / "truth.tsv", sep="\t")
+    drivers = pd.read_csv(run_dir / "demo" / "drivers.tsv", sep="\t")[mask].reset_index(drop=True)
+    atoms = {(b.model, b.branch): b.atoms for b in branches}
+    rec = score_recovery(truth, drivers, atoms, aff)
+    save_tsv(rec, run_dir / "demo" / "recovery.tsv")
+    return int(rec.groupby("network")["recovered"].any().sum())
+
+
 __all__ = ["build_stimulus", "build_brain", "encode_unit", "analyze_run"]
