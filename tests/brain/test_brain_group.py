@@ -44,7 +44,7 @@ def test_group_average_matches_numpy(tmp_path, rng):
     bd = group_average(subjects, tr=1.0, expected_trs=LENGTHS, chunk_size=7, rezscore=False)
     np.testing.assert_allclose(bd.data, ref, atol=1e-5)
     assert bd.valid.all() and bd.meta["n_subjects"] == 5 and bd.runs.tolist() == runs.tolist()
-    bd2 = group_average(subjects, tr=1.0, chunk_size=16)
+    bd2 = group_average(subjects, tr=1.0, chunk_size=16, progress=True)
     np.testing.assert_allclose(bd2.data, zscore_runs(ref, runs)[0], atol=1e-4)
 
 

@@ -43,6 +43,7 @@ def group_average(
     min_subject_fraction: float = 1.0,
     rezscore: bool = True,
     space=None,
+    progress: bool = False,
 ) -> BrainData:
     """Mean of the subjects' per-run z-scored series, computed by streaming.
 
@@ -69,6 +70,8 @@ def group_average(
         Z-score the group mean again within each run (the mean of z-scores has SD < 1).
     space : BrainSpace, optional
         Space of ``.npy`` runs.
+    progress : bool, default=False
+        Show a progress bar (tqdm, with ETA) over subjects.
 
     Returns
     -------
@@ -93,7 +96,12 @@ def group_average(
 
     mean = count = None
     ref_space, ref_lengths = None, None
-    for sid, paths in zip(ids, specs, strict=True):
+    pairs = list(zip(ids, specs, strict=True))
+    if progress:
+        from tqdm.auto import tqdm
+
+        pairs = tqdm(pairs, desc="group average", unit="subject")
+    for sid, paths in pairs:
         runs = [open_run(p, mask=mask, n_grayordinates=n_grayordinates) for p in paths]
         if expected_trs is not None and len(expected_trs) != len(runs):
             raise DimensionError(f"the stimulus has {len(expected_trs)} runs but subject {sid} has {len(runs)} fMRI runs")
