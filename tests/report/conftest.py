@@ -43,27 +43,44 @@ def make_run_dir(root, *, untrained=(), surfaces=False, K=4, seed=0):
             np.save(d / "q_r.npy", np.where(sig, 0.001, 0.9).astype(np.float32))
         stage = run / "activations" / model
         stage.mkdir(parents=True)
-        (stage / "_stage.json").write_text(json.dumps(
-            {"parameters": {"weights": "random" if model in untrained else "trained"}, "seconds": 1.0}))
+        (stage / "model.json").write_text(json.dumps(
+            {"name": model, "branches": list(branches), "trained": model not in untrained,
+             "weights_hash": "abc123", "description": f"{model} test double"}))
     an = run / "analysis"
     an.mkdir()
+    # analysis tables with the columns vlmbrain.analysis writes
     rows = []
     for model, branches in (("toy-clip", ("vision", "text")), ("toy-meter", ("image", "text"))):
         for b in branches:
+            rows.append({"model": model, "branch": b, "network_id": -1, "network": "all", "n_grayordinates": V,
+                         "n_valid": V, "mean_r": 0.5, "median_r": 0.5, "n_significant": 10,
+                         "fraction_significant": 0.5})
             for i, n in enumerate(NETWORKS):
-                rows.append({"model": model, "branch": b, "network": n, "mean_r": 0.02 * i + rng.uniform(0, 0.01),
-                             "frac_significant": i / 12, "n_grayordinates": 1000 + i})
+                rows.append({"model": model, "branch": b, "network_id": i + 1, "network": n, "n_grayordinates": 1000 + i,
+                             "n_valid": 1000 + i, "mean_r": 0.02 * i + rng.uniform(0, 0.01), "median_r": 0.02 * i,
+                             "n_significant": i, "fraction_significant": i / 12})
     pd.DataFrame(rows).to_csv(an / "prediction.tsv", sep="\t", index=False)
-    rows = [{"model": "toy-clip", "branch": "vision", "atom": k, "sign": s, "network": NETWORKS[k % 12],
-             "overlap_rate": 0.2 + 0.01 * k, "p_null": 0.001}
-            for k in range(K) for s in ("+", "-")]
+    rows = [{"model": "toy-clip", "branch": "vision", "atom": k, "sign": s, "network_id": j + 1, "network": n,
+             "overlap_rate": 0.2 + 0.01 * k, "p_null": 0.001, "is_max": j == k % 12,
+             "affiliated": (j == k % 12) and s == "+"}
+            for k in range(K) for s in ("+", "-") for j, n in enumerate(NETWORKS)]
     pd.DataFrame(rows).to_csv(an / "affiliation.tsv", sep="\t", index=False)
-    rows = [{"model": "toy-clip", "branch": "vision", "atom": k, "layer": layer, "side": side,
-             "value": (layer if side.endswith("+") else 11 - layer) / 11 + 0.01 * k}
-            for k in range(K) for layer in range(12) for side in ("AN+", "AN-", "BN+", "BN-")]
-    pd.DataFrame(rows).to_csv(an / "polarity.tsv", sep="\t", index=False)
-    rows = [{"model": "toy-clip", "branch": "vision", "atom": k, "network": NETWORKS[k % 3],
-             "centroid_layer": 2.0 + k} for k in range(K)]
+    rows = [{"model": "toy-clip", "branch": "vision", "atom": k, "side": side, "layer": layer,
+             "value": (layer if side.endswith("+") else 11 - layer) / 11 + 0.01 * k, "n_layer": 768}
+            for k in range(K) for layer in range(12) for side in ("AN+", "AN-")]
+    pd.DataFrame(rows).to_csv(an / "polarity_profiles.tsv", sep="\t", index=False)
+    rows = [{"model": "toy-clip", "branch": "vision", "atom": k, "side": side, "an_sign": an_sign, "layer": layer,
+             "value": (0.5 if an_sign != "all" else (0.1 if side == "BN+" else -0.1)) * layer / 11, "n_neurons": 5}
+            for k in range(K) for side in ("BN+", "BN-") for an_sign in ("+", "-", "all") for layer in range(12)]
+    pd.DataFrame(rows).to_csv(an / "polarity_bn.tsv", sep="\t", index=False)
+    pd.DataFrame({"model": "toy-clip", "branch": "vision", "atom": range(K), "n_bn_pos": 10, "n_bn_neg": 5,
+                  "n_an_pos": 7, "n_an_neg": 3, "n_layers": 12, "r_mirror": [-0.9, -0.8, 0.2, np.nan][:K] + [0.1] * (K - 4),
+                  "p_mirror": [0.001, 0.2, 0.5, np.nan][:K] + [0.5] * (K - 4)}).to_csv(
+        an / "polarity.tsv", sep="\t", index=False)
+    rows = [{"model": "toy-clip", "branch": "vision", "atom": k, "sign": "+", "network_id": k % 3 + 1,
+             "network": NETWORKS[k % 3], "centroid_layer": 2.0 + k, "depth": (2.0 + k) / 11} for k in range(K)]
+    rows.append({"model": "toy-clip", "branch": "vision", "atom": 0, "sign": "-", "network_id": 0, "network": "",
+                 "centroid_layer": 2.0, "depth": 2 / 11})
     pd.DataFrame(rows).to_csv(an / "hierarchy.tsv", sep="\t", index=False)
     # redundancy and crossmodal deliberately absent -> "not computed"
     nd = run / "networks" / "toy-clip" / "vision"
@@ -83,8 +100,10 @@ def make_run_dir(root, *, untrained=(), surfaces=False, K=4, seed=0):
         run / "stimulus" / "timeline.tsv", sep="\t", index=False)
     demo = run / "demo"
     demo.mkdir()
-    pd.DataFrame({"network": ["Visual1", "Auditory", "Language"], "model": "toy-clip",
-                  "expected_sign": ["+", "+", "-"], "recovered_sign": ["+", "+", "+"]}).to_csv(
+    pd.DataFrame({"network": ["Visual1", "Auditory", "Language"], "planted_sign": [1, 1, -1],
+                  "recovered_sign": [1, 1, 1], "recovered": [True, True, False], "model": "toy-clip",
+                  "branch": "vision", "attribute": ["brightness", "loudness", "negation"], "atom": [0, 1, 2],
+                  "atom_driver_r": [0.8, 0.5, 0.4], "overlap_rate": [0.3, 0.2, 0.2]}).to_csv(
         demo / "recovery.tsv", sep="\t", index=False)
     return run
 

@@ -87,6 +87,9 @@ def test_tables_and_numbers(built):
     assert "analysis/crossmodal.tsv: not computed" in html  # figures from encoding, table absent
     # demo recovery: 2 of 3 signs recovered in the synthetic table
     assert "<b>2 of 3</b> planted signs recovered" in html
+    # polarity: mirroring summary from analysis/polarity.tsv (r < 0 for atoms 0, 1; p < 0.05 for atom 0)
+    assert "Mirrored profiles: 2 of 3 atoms have r(P⁺, P⁻) &lt; 0, 1 with p &lt; 0.05." in html
+    assert "Table analysis/polarity_profiles.tsv" in html and "Table analysis/polarity_bn.tsv" in html
 
 
 def test_provenance_and_versions(built):
@@ -135,6 +138,13 @@ def test_corrupt_json_error(run_dir):
 def test_warnings_as_dicts(run_dir):
     (run_dir / "warnings.json").write_text(json.dumps([{"stage": "encoding", "message": "few TRs"}]))
     assert "[encoding] few TRs" in build_report(run_dir, figures="none").read_text()
+
+
+def test_surfaces_shorthand(run_dir):
+    """``surfaces=False`` (as the pipeline passes it) means figures='fast': no surface PNGs."""
+    html = build_report(run_dir, surfaces=False, max_surface_maps=0).read_text()
+    assert 'src="data:image/png;base64,' not in html
+    assert html.count("<svg") == 9
 
 
 def test_bad_figures_option(run_dir):

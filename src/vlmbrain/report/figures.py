@@ -481,7 +481,8 @@ def _sign_str(x):
 def recovery_columns(table: pd.DataFrame):
     """Names of the (expected, recovered) sign columns of a demo recovery table."""
     exp = next((c for c in table.columns if any(k in c.lower() for k in ("expected", "planted", "truth", "true_"))), None)
-    rec = next((c for c in table.columns if any(k in c.lower() for k in ("recovered", "estimated", "observed"))), None)
+    rec = next((c for c in table.columns if c.lower() != "recovered"
+                and any(k in c.lower() for k in ("recovered", "estimated", "observed"))), None)
     if exp is None or rec is None:
         raise ConfigError(
             "demo recovery table needs an expected-sign column (name containing 'expected', "
@@ -490,7 +491,7 @@ def recovery_columns(table: pd.DataFrame):
     return exp, rec
 
 
-def plot_recovery(table: pd.DataFrame, network_col: str = "network", group_cols=("model", "branch", "atom"),
+def plot_recovery(table: pd.DataFrame, network_col: str = "network", group_cols=("model", "branch"),
                   title: str | None = "Planted truth vs recovered"):
     """Grid network × (model/branch): expected vs recovered sign, green = match, red = miss.
 
@@ -498,7 +499,9 @@ def plot_recovery(table: pd.DataFrame, network_col: str = "network", group_cols=
     ----------
     table : DataFrame
         Columns ``network``, an expected-sign column and a recovered-sign column
-        (see :func:`recovery_columns`), optional ``group_cols``.
+        (see :func:`recovery_columns`), optional ``group_cols``, optional boolean
+        ``recovered`` (decides the cell colour when present: the demo also requires the
+        atom to follow the planted driver; else colour = signs equal).
 
     Returns
     -------
@@ -520,7 +523,9 @@ def plot_recovery(table: pd.DataFrame, network_col: str = "network", group_cols=
                     color, txt = "0.92", ""
                 else:
                     e, o = _sign_str(r[exp].iloc[0]), _sign_str(r[rec].iloc[0])
-                    color = "#a9dfbf" if e == o else "#f5b7b1"
+                    ok = (str(r["recovered"].iloc[0]).strip().lower() in ("true", "1", "1.0")
+                          if "recovered" in r.columns else e == o)
+                    color = "#a9dfbf" if ok else "#f5b7b1"
                     txt = f"{e} → {o}"
                 ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor=color, edgecolor="white", lw=1.5))
                 ax.text(j, i, txt, ha="center", va="center", fontsize=9)
@@ -530,8 +535,8 @@ def plot_recovery(table: pd.DataFrame, network_col: str = "network", group_cols=
         ax.set_yticks(np.arange(len(nets)), nets)
         ax.spines[:].set_visible(False)
         ax.tick_params(length=0)
-        ax.legend(handles=[Patch(color="#a9dfbf", label="expected = recovered"),
-                           Patch(color="#f5b7b1", label="mismatch")],
+        ax.legend(handles=[Patch(color="#a9dfbf", label="recovered"),
+                           Patch(color="#f5b7b1", label="not recovered")],
                   loc="upper center", bbox_to_anchor=(0.5, -0.02 - 0.9 / (0.9 + 0.36 * len(nets))),
                   ncol=2, frameon=False)
         if title:

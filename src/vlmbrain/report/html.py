@@ -172,7 +172,11 @@ def _flag_untrained(info) -> bool | None:
             if kl in ("random_weights", "untrained", "random_init") and isinstance(v, bool):
                 return v
             if kl in ("weights", "weights_kind", "weights_status", "init") and isinstance(v, str):
-                return v.strip().lower() in _UNTRAINED_WORDS
+                w = v.strip().lower()
+                if w in _UNTRAINED_WORDS:
+                    return True
+                if w in ("trained", "pretrained", "bundled"):
+                    return False
         for v in info.values():
             r = _flag_untrained(v)
             if r is not None:
@@ -181,11 +185,16 @@ def _flag_untrained(info) -> bool | None:
 
 
 def _model_rows(run_dir: Path, cfg, encodings):
-    names = [m.get("name") for m in (_get(cfg, "models") or []) if isinstance(m, dict)]
-    names += [m for m, _, _ in encodings]
+    """One row per model: folder name, branches, trained or not (from ``activations/<m>/model.json``)."""
     act = run_dir / "activations"
+    meta = {}  # folder name -> model.json
     if act.is_dir():
-        names += [p.name for p in sorted(act.iterdir()) if p.is_dir()]
+        for p in sorted(act.iterdir()):
+            if p.is_dir():
+                meta[p.name] = _read_json(p / "model.json", default={}) or {}
+    by_name = {str(m.get("name")): d for d, m in meta.items() if m.get("name")}
+    names = [by_name.get(m.get("name"), m.get("name")) for m in (_get(cfg, "models") or []) if isinstance(m, dict)]
+    names += list(meta) + [m for m, _, _ in encodings]
     names = [n for n in dict.fromkeys(names) if n]
     models_json = _read_json(run_dir / "models.json", default={}) or {}
     if isinstance(models_json, list):
@@ -193,9 +202,9 @@ def _model_rows(run_dir: Path, cfg, encodings):
     rows = []
     for n in names:
         safe = n.replace("/", "_")
-        info = models_json.get(n) or models_json.get(safe) or {}
+        info = meta.get(n) or meta.get(safe) or models_json.get(n) or models_json.get(safe) or {}
         status = _flag_untrained(info)
-        src = "models.json" if status is not None else ""
+        src = "model.json" if status is not None else ""
         for stage in ("activations", "extract", "encoding"):
             if status is None:
                 status = _flag_untrained(_read_json(run_dir / stage / safe / "_stage.json", default={}))
@@ -203,8 +212,12 @@ def _model_rows(run_dir: Path, cfg, encodings):
         branches = sorted({b for m, b, _ in encodings if m == n})
         if not branches and (act / safe).is_dir():
             branches = sorted(p.stem for p in (act / safe).glob("*.npy"))
+        if not branches and isinstance(info.get("branches"), list):
+            branches = [str(b) for b in info["branches"]]
+        label = n if not info.get("name") or info.get("name") == n else f"{info['name']} ({n})"
         rows.append({
-            "model": n, "branches": ", ".join(branches) or "—",
+            "model": label, "branches": ", ".join(branches) or "—",
+            "description": str(info.get("description", "") or ""),
             "weights": {True: "UNTRAINED (random)", False: "trained", None: "not recorded"}[status],
             "weights_hash": str(_get(info, "weights_hash", default="") or ""),
             "untrained": status is True, "source": src,
@@ -268,9 +281,10 @@ def _branch_side(branch: str) -> str:
 
 def _significant(folder: Path, q_level: float):
     """(V,) bool significant grayordinates of one branch, and how it was defined."""
-    qr = folder / "q_r.npy"
-    if qr.is_file():
-        return np.load(qr) < q_level, f"cross-validated r with q_r < {q_level:g}"
+    qr, rr = folder / "q_r.npy", folder / "r_cv.npy"
+    if qr.is_file() and rr.is_file():
+        sig = (np.nan_to_num(np.load(qr), nan=1.0) < q_level) & (np.nan_to_num(np.load(rr), nan=0.0) > 0)
+        return sig, f"cross-validated r > 0 with q_r < {q_level:g}"
     q = folder / "q.npy"
     if q.is_file():
         return (np.load(q) < q_level).any(axis=0), f"any atom β with q < {q_level:g}"
@@ -279,7 +293,7 @@ def _significant(folder: Path, q_level: float):
 
 # ----------------------------------------------------------------------------- main entry point
 def build_report(run_dir, out=None, *, figures: str | None = None, max_surface_maps: int = 12,
-                 dpi: int = 150, atlas: str | None = None) -> Path:
+                 dpi: int = 150, atlas: str | None = None, surfaces: bool | None = None) -> Path:
     """Write the self-contained HTML report of a run directory.
 
     Parameters
@@ -298,6 +312,8 @@ def build_report(run_dir, out=None, *, figures: str | None = None, max_surface_m
         At most this many surface figures (the rest is listed as skipped).
     dpi : int, default=150
         PNG resolution.
+    surfaces : bool, optional
+        Shorthand used when ``figures`` is not given: True = ``'all'``, False = ``'fast'``.
     atlas : str, optional
         Network atlas for colours and composition; default ``networks.atlas`` of the
         config, else ``"cabnp"``.
@@ -331,6 +347,8 @@ def build_report(run_dir, out=None, *, figures: str | None = None, max_surface_m
     cfg = _read_yaml(run_dir / "config.yaml") or {}
     versions = _read_json(run_dir / "versions.json", default=None)
     warnings_list = _warnings(run_dir)
+    if figures is None and surfaces is not None:
+        figures = "all" if surfaces else "fast"
     if figures is None:
         figures = "all" if bool(_get(cfg, "report", "surface_figures", default=True)) else "fast"
     if figures not in ("all", "fast", "none"):
@@ -360,17 +378,15 @@ def build_report(run_dir, out=None, *, figures: str | None = None, max_surface_m
         n_surf += 1
         return True
 
-    def safe(fn, what):
-        if not sink.enabled:
-            return None
-        try:
-            return fn()
-        except Exception as err:  # noqa: BLE001 - one bad artifact must not kill the report
-            logger.warning("report: %s failed: %s", what, err)
-            notes.append(f"{what} could not be drawn: {err}")
-            return None
-
     sections = []
+    add = _adder(notes, sink)
+
+    def network_rows(df):
+        """Drop whole-brain summary rows (network 'all' / id -1) before per-network figures."""
+        keep = df["network"].notna() & (df["network"].astype(str).str.len() > 0) & (df["network"].astype(str) != "all")
+        if "network_id" in df.columns:
+            keep &= df["network_id"] != -1
+        return df[keep]
 
     # ---------------------------------------------------------------- prediction
     figs = []
@@ -385,118 +401,161 @@ def build_report(run_dir, out=None, *, figures: str | None = None, max_surface_m
         if not surface_ok():
             continue
         shown, cap = r.astype(float), "Cross-validated Pearson r (leave-one-run-out) per grayordinate"
-        qr = folder / "q_r.npy"
-        if qr.is_file():
-            shown = np.where(np.load(qr) < q_level, shown, np.nan)
-            cap += f"; only grayordinates with q_r < {q_level:g} are coloured"
-        f = safe(lambda shown=shown, m=model, b=branch: sink.add(
-            F.plot_surface_map(shown, f"{m} / {b}: cross-validated r", "Pearson r", cmap="RdBu_r"),
-            f"surface_r_{m}_{b}", f"{m} / {b}: prediction map", cap, raster=True), f"surface map of {r_path}")
-        if f:
-            figs.append(f)
+        sig, how = _significant(folder, q_level)
+        if sig is not None and sig.shape == r.shape:
+            shown = np.where(sig, shown, np.nan)
+            cap += f"; only significant grayordinates ({how}) are coloured"
+        add(figs, lambda shown=shown, m=model, b=branch: F.plot_surface_map(
+            shown, f"{m} / {b}: cross-validated r", "Pearson r", cmap="RdBu_r"),
+            f"surface_r_{model}_{branch}", f"{model} / {branch}: prediction map", cap, raster=True)
     pred = tables["prediction"]
-    if pred is not None and {"network", "mean_r"} <= set(pred.columns):
-        f = safe(lambda: sink.add(F.plot_network_bars(pred, "mean_r", ylabel="mean cross-validated r", atlas=net_atlas),
-                                  "prediction_network_bars", "Mean r per network",
-                                  "Mean cross-validated r over each network's grayordinates."), "prediction bars")
-        figs += [f] if f else []
-        if "frac_significant" in pred.columns:
-            f = safe(lambda: sink.add(F.plot_network_bars(pred, "frac_significant", ylabel="fraction significant",
-                                                          atlas=net_atlas),
-                                      "prediction_frac_significant", "Fraction of significant grayordinates",
-                                      f"Fraction of each network's grayordinates with significant r (q < {q_level:g})."),
-                     "prediction fraction bars")
-            figs += [f] if f else []
-    sections.append(_section("prediction", "Prediction across networks", pred, figs, run_dir))
+    frac_col = None
+    if pred is not None:
+        frac_col = next((c for c in ("fraction_significant", "frac_significant") if c in pred.columns), None)
+    if pred is not None and {"network", "mean_r"} <= set(pred.columns) and len(network_rows(pred)):
+        pn = network_rows(pred)
+        add(figs, lambda: F.plot_network_bars(pn, "mean_r", ylabel="mean cross-validated r", atlas=net_atlas),
+            "prediction_network_bars", "Mean r per network",
+            "Mean cross-validated r over each network's grayordinates (analysis/prediction.tsv).")
+        if frac_col:
+            add(figs, lambda: F.plot_network_bars(pn, frac_col, ylabel="fraction significant", atlas=net_atlas),
+                "prediction_frac_significant", "Fraction of significant grayordinates",
+                f"Fraction of each network's grayordinates with significant r (q < {q_level:g}).")
+    sections.append(_section("prediction", "Prediction across networks", [("analysis/prediction.tsv", pred)], figs))
 
     # ---------------------------------------------------------------- affiliation
     aff = tables["affiliation"]
     figs = []
     if aff is not None and "network" in aff.columns:
-        gcols = [c for c in ("model", "branch") if c in aff.columns]
-        counts = aff.dropna(subset=["network"]).groupby(gcols + ["network"]).size().rename("n_atoms").reset_index()
-        f = safe(lambda: sink.add(F.plot_network_bars(counts, "n_atoms", ylabel="affiliated atoms", atlas=net_atlas),
-                                  "affiliation_counts", "Atoms affiliated per network",
-                                  "Number of rows of analysis/affiliation.tsv per network (atoms, or atom-sign maps)."),
-                 "affiliation bars")
-        figs += [f] if f else []
-    sections.append(_section("affiliation", "Network affiliation of atoms", aff, figs, run_dir))
+        af = aff[aff["affiliated"].astype(str).str.lower().isin(("true", "1", "1.0"))] if "affiliated" in aff else aff
+        af = network_rows(af)
+        gcols = [c for c in ("model", "branch") if c in af.columns]
+        if len(af):
+            if "atom" in af.columns:
+                counts = af.groupby(gcols + ["network"])["atom"].nunique().rename("n_atoms").reset_index()
+            else:
+                counts = af.groupby(gcols + ["network"]).size().rename("n_atoms").reset_index()
+            add(figs, lambda: F.plot_network_bars(counts, "n_atoms", ylabel="affiliated atoms", atlas=net_atlas),
+                "affiliation_counts", "Atoms affiliated per network",
+                "Distinct atoms with a significant map (β⁺ or β⁻) affiliated with each network "
+                "(rows of analysis/affiliation.tsv with affiliated = True).")
+        else:
+            notes.append("analysis/affiliation.tsv: no atom is affiliated with any network")
+    sections.append(_section("affiliation", "Network affiliation of atoms", [("analysis/affiliation.tsv", aff)], figs))
 
     # ---------------------------------------------------------------- redundancy
     red = tables["redundancy"]
     figs = []
-    if red is not None and "network" in red.columns:
-        for col, lab in (("n_atoms", "affiliated atoms"), ("mean_n_significant_atoms", "significant atoms per grayordinate"),
-                         ("jaccard_within", "within-network Jaccard")):
-            if col in red.columns:
-                f = safe(lambda col=col, lab=lab: sink.add(F.plot_network_bars(red, col, ylabel=lab, atlas=net_atlas),
-                                                           f"redundancy_{col}", f"Redundancy: {lab}", ""), "redundancy bars")
-                figs += [f] if f else []
-    sections.append(_section("redundancy", "Redundancy", red, figs, run_dir))
+    if red is not None and {"measure", "value", "network"} <= set(red.columns):
+        for measure, lab in (("affiliated_atoms", "affiliated atoms"),
+                             ("atoms_per_gray", "significant atoms per grayordinate (mean)"),
+                             ("map_jaccard_within", "within-network Jaccard of atom maps")):
+            sub = network_rows(red[red["measure"] == measure])
+            if "sign" in sub.columns and (sub["sign"].astype(str) == "any").any():
+                sub = sub[sub["sign"].astype(str) == "any"]
+            if len(sub):
+                add(figs, lambda sub=sub, lab=lab: F.plot_network_bars(sub, "value", ylabel=lab, atlas=net_atlas),
+                    f"redundancy_{measure}", f"Redundancy: {lab}", f"measure = {measure} in analysis/redundancy.tsv.")
+    sections.append(_section("redundancy", "Redundancy", [("analysis/redundancy.tsv", red)], figs))
 
     # ---------------------------------------------------------------- polarity
     pol = tables["polarity"]
+    prof = _read_tsv(run_dir / "analysis" / "polarity_profiles.tsv")
+    pbn = _read_tsv(run_dir / "analysis" / "polarity_bn.tsv")
     figs = []
-    if pol is not None and "layer" in pol.columns:
-        f = safe(lambda: sink.add(F.plot_polarity_profiles(pol), "polarity_profiles", "Polarity layer profiles",
-                                  "AN side: Σ|A_kj| over the layer's ANs of each sign, normalised by layer size; "
-                                  "BN side: correlation of the layer's ANs with the mean BN⁺ / BN⁻ time series. "
-                                  "Mean ± SEM over atoms."), "polarity profiles")
-        figs += [f] if f else []
-    sections.append(_section("polarity", "Polarity", pol, figs, run_dir))
+    parts = [t for t in (prof, pol) if t is not None and {"layer", "side", "value"} <= set(t.columns)]
+    if pbn is not None and {"layer", "side", "value"} <= set(pbn.columns):
+        parts.append(pbn[pbn["an_sign"].astype(str) == "all"] if "an_sign" in pbn.columns else pbn)
+    if parts:
+        both = pd.concat(parts, ignore_index=True)
+        add(figs, lambda: F.plot_polarity_profiles(both), "polarity_profiles", "Polarity layer profiles",
+            "AN side: P±(l) = Σ|A_kj| over the layer's ANs with that code sign, normalised by layer size; "
+            "BN side: mean correlation of the layer's ANs with the mean BN⁺ / BN⁻ time series. "
+            "Mean ± SEM over atoms.")
+    if pol is not None and "r_mirror" in pol.columns:
+        r = pol["r_mirror"].to_numpy(float)
+        p_ = pol["p_mirror"].to_numpy(float) if "p_mirror" in pol.columns else np.full(r.shape, np.nan)
+        ok = np.isfinite(r)
+        if ok.any():
+            figs_note = (f"Mirrored profiles: {int(np.sum(r[ok] < 0))} of {int(ok.sum())} atoms have r(P⁺, P⁻) < 0, "
+                         f"{int(np.sum((r[ok] < 0) & (p_[ok] < 0.05)))} with p < 0.05.")
+            figs.append(_Figure("Mirroring", figs_note, ""))
+    sections.append(_section("polarity", "Polarity", [("analysis/polarity.tsv", pol),
+                                                       ("analysis/polarity_profiles.tsv", prof),
+                                                       ("analysis/polarity_bn.tsv", pbn)], figs))
 
     # ---------------------------------------------------------------- cross-modal
     xm = tables["crossmodal"]
     figs = []
-    by_model: dict = {}
-    for model, branch, folder in encodings:
-        by_model.setdefault(model, []).append((branch, folder))
-    for model, brs in by_model.items():
-        vis = [(b, f) for b, f in brs if _branch_side(b) == "vision"]
-        txt = [(b, f) for b, f in brs if _branch_side(b) == "text"]
-        if not vis or not txt:
-            continue
-        (bv, fv), (bt, ft) = vis[0], txt[0]
-        sv, how = _significant(fv, q_level)
-        st, _ = _significant(ft, q_level)
-        if sv is None or st is None or sv.shape != (N_GRAYORDINATES,) or st.shape != sv.shape:
-            continue
-        omap = np.zeros(N_GRAYORDINATES, dtype=int)
-        omap[sv & ~st] = 1
-        omap[sv & st] = 2
-        omap[~sv & st] = 3
-        n_v, n_t, n_s = int(sv.sum()), int(st.sum()), int((sv & st).sum())
-        dice = 2 * n_s / (n_v + n_t) if (n_v + n_t) else float("nan")
-        cap = (f"Significant grayordinates ({how}) of {model}'s {bv} and {bt} branches: "
-               f"{n_v - n_s} {bv}-only, {n_s} shared, {n_t - n_s} {bt}-only (Dice {dice:.3f}).")
-        if surface_ok():
-            f = safe(lambda m=model, omap=omap, cap=cap: sink.add(
-                F.plot_categorical_surface(omap, F.OVERLAP_CATEGORIES, f"{m}: branch overlap"),
-                f"overlap_surface_{m}", f"{m}: branch overlap map", cap, raster=True), "overlap surface")
-            figs += [f] if f else []
-        comp = F.overlap_composition(omap, net_atlas)
-        f = safe(lambda m=model, comp=comp, cap=cap: sink.add(
-            F.plot_overlap_composition(comp, f"{m}: network composition", atlas=net_atlas),
-            f"overlap_composition_{m}", f"{m}: network composition of the overlap", cap), "composition bars")
-        figs += [f] if f else []
-    if pred is not None and {"network", "mean_r"} <= set(pred.columns):
-        f = safe(lambda: sink.add(F.plot_model_comparison(pred, "mean_r", units="mean cross-validated r", atlas=net_atlas),
-                                  "model_comparison_mean_r", "Model comparison: mean r per network",
-                                  "Rows: model / branch; columns: networks (atlas colours)."), "model comparison")
-        figs += [f] if f else []
-    sections.append(_section("crossmodal", "Cross-modal mapping and architecture", xm, figs, run_dir))
+    folders = {(m, b): f for m, b, f in encodings}
+    pairs = []
+    if xm is not None and {"model_a", "branch_a", "model_b", "branch_b"} <= set(xm.columns):
+        pairs = list(dict.fromkeys(map(tuple, xm[["model_a", "branch_a", "model_b", "branch_b"]].astype(str).to_numpy())))
+    else:
+        by_model: dict = {}
+        for m, b, _ in encodings:
+            by_model.setdefault(m, []).append(b)
+        for m, brs in by_model.items():
+            vis = [b for b in brs if _branch_side(b) == "vision"]
+            txt = [b for b in brs if _branch_side(b) == "text"]
+            if vis and txt:
+                pairs.append((m, vis[0], m, txt[0]))
+    for ma, ba, mb, bb in pairs:
+        la, lb = (ba, bb) if ma == mb else (f"{ma}/{ba}", f"{mb}/{bb}")
+        title = ma if ma == mb else f"{ma}/{ba} vs {mb}/{bb}"
+        stem = f"{ma}_{ba}_vs_{mb}_{bb}"
+        cats = {1: (f"{la} only", F.OVERLAP_CATEGORIES[1][1]), 2: ("shared", F.OVERLAP_CATEGORIES[2][1]),
+                3: (f"{lb} only", F.OVERLAP_CATEGORIES[3][1])}
+        omap = None
+        if (ma, ba) in folders and (mb, bb) in folders:
+            sa, how = _significant(folders[(ma, ba)], q_level)
+            sb, _ = _significant(folders[(mb, bb)], q_level)
+            if sa is not None and sb is not None and sa.shape == sb.shape == (N_GRAYORDINATES,):
+                omap = np.zeros(N_GRAYORDINATES, dtype=int)
+                omap[sa & ~sb], omap[sa & sb], omap[~sa & sb] = 1, 2, 3
+                n_a, n_b, n_s = int(sa.sum()), int(sb.sum()), int((sa & sb).sum())
+                dice = 2 * n_s / (n_a + n_b) if (n_a + n_b) else float("nan")
+                cap = (f"Significant grayordinates ({how}): {n_a - n_s} {la}-only, {n_s} shared, "
+                       f"{n_b - n_s} {lb}-only (Dice {dice:.3f}).")
+        if omap is not None and surface_ok():
+            add(figs, lambda omap=omap, cats=cats, title=title: F.plot_categorical_surface(
+                omap, cats, f"{title}: branch overlap"), f"overlap_surface_{stem}", f"{title}: overlap map", cap,
+                raster=True)
+        comp = None
+        if xm is not None and {"n_a_only", "n_shared", "n_b_only", "n_network", "network"} <= set(xm.columns):
+            sub = network_rows(xm[(xm["model_a"].astype(str) == ma) & (xm["branch_a"].astype(str) == ba)
+                                  & (xm["model_b"].astype(str) == mb) & (xm["branch_b"].astype(str) == bb)])
+            rows = []
+            for _, r in sub.iterrows():
+                for col, cid in (("n_a_only", 1), ("n_shared", 2), ("n_b_only", 3)):
+                    rows.append({"network": r["network"], "category": cats[cid][0],
+                                 "fraction": r[col] / r["n_network"] if r["n_network"] else np.nan})
+            comp = pd.DataFrame(rows)
+            ccap = f"From analysis/crossmodal.tsv ({ma}/{ba} vs {mb}/{bb}): fraction of each network's grayordinates."
+        elif omap is not None:
+            comp = F.overlap_composition(omap, net_atlas, cats)
+            ccap = cap
+        if comp is not None and len(comp):
+            add(figs, lambda comp=comp, cats=cats, title=title: F.plot_overlap_composition(
+                comp, f"{title}: network composition", categories=cats, atlas=net_atlas),
+                f"overlap_composition_{stem}", f"{title}: network composition of the overlap", ccap)
+    if pred is not None and {"network", "mean_r"} <= set(pred.columns) and len(network_rows(pred)):
+        pn = network_rows(pred)
+        add(figs, lambda: F.plot_model_comparison(pn, "mean_r", units="mean cross-validated r", atlas=net_atlas),
+            "model_comparison_mean_r", "Model comparison: mean r per network",
+            "Rows: model / branch; columns: networks (atlas colours).")
+    sections.append(_section("crossmodal", "Cross-modal mapping and architecture", [("analysis/crossmodal.tsv", xm)], figs))
 
     # ---------------------------------------------------------------- hierarchy
     hie = tables["hierarchy"]
     figs = []
     if hie is not None and "network" in hie.columns:
         col = next((c for c in ("centroid_layer", "depth", "centroid_depth", "layer_centroid") if c in hie.columns), None)
-        if col:
-            f = safe(lambda: sink.add(F.plot_hierarchy(hie, col, atlas=net_atlas), "hierarchy", "Atom layer depth per network",
-                                      "Each point is one affiliated atom (its |code|-weighted centroid layer); bar: median."),
-                     "hierarchy plot")
-            figs += [f] if f else []
-    sections.append(_section("hierarchy", "Layer hierarchy", hie, figs, run_dir))
+        hn = network_rows(hie.dropna(subset=["network"]))
+        if col and len(hn):
+            add(figs, lambda: F.plot_hierarchy(hn, col, atlas=net_atlas), "hierarchy", "Atom layer depth per network",
+                f"Each point is one affiliated atom map ({col}: |code|-weighted centroid layer of its ANs); bar: median.")
+    sections.append(_section("hierarchy", "Layer hierarchy", [("analysis/hierarchy.tsv", hie)], figs))
 
     # ---------------------------------------------------------------- per-network tables
     net_tables = []
@@ -513,16 +572,16 @@ def build_report(run_dir, out=None, *, figures: str | None = None, max_surface_m
         figs = []
         try:
             exp, got = F.recovery_columns(rec)
-            if "match" not in rec.columns:
+            if "match" not in rec.columns and "recovered" not in rec.columns:
                 rec = rec.assign(match=[F._sign_str(a) == F._sign_str(b) for a, b in zip(rec[exp], rec[got])])
         except Exception as err:  # noqa: BLE001
             notes.append(f"demo/recovery.tsv: {err}")
         if "network" in rec.columns:
-            f = safe(lambda: sink.add(F.plot_recovery(rec), "demo_recovery", "Planted truth vs recovered",
-                                      "Each cell: planted sign → recovered sign of the network's response."),
-                     "recovery figure")
-            figs += [f] if f else []
-        n_match = int(rec["match"].astype(bool).sum()) if "match" in rec.columns else None
+            add(figs, lambda: F.plot_recovery(rec), "demo_recovery", "Planted truth vs recovered",
+                "Each cell: planted sign → recovered sign of the network's coupling with its planted attribute; "
+                "green = recovered.")
+        ok_col = "recovered" if "recovered" in rec.columns else ("match" if "match" in rec.columns else None)
+        n_match = int(_truthy(rec[ok_col]).sum()) if ok_col else None
         demo = {"table": table_html(rec), "figures": figs, "n_match": n_match, "n": len(rec)}
 
     # ---------------------------------------------------------------- render
@@ -562,11 +621,32 @@ def build_report(run_dir, out=None, *, figures: str | None = None, max_surface_m
     return out
 
 
-def _section(key, title, table, figs, run_dir):
+def _truthy(col: pd.Series) -> pd.Series:
+    return col.astype(str).str.strip().str.lower().isin(("true", "1", "1.0", "yes"))
+
+
+def _adder(notes, sink):
+    """``add(figs, make_fig, name, title, caption, raster=False)``: draw, save, embed; failures become notes."""
+
+    def add(figs, make, name, title, caption="", raster=False):
+        if not sink.enabled:
+            return
+        try:
+            figs.append(sink.add(make(), name, title, caption, raster=raster))
+        except Exception as err:  # noqa: BLE001 - one bad artifact must not kill the report
+            logger.warning("report: figure %s failed: %s", name, err)
+            notes.append(f"figure {name} could not be drawn: {err}")
+
+    return add
+
+
+def _section(key, title, tables, figs):
+    """Template data of one analysis section; ``tables``: [(relative path, DataFrame or None)]."""
+    shown = [{"path": p, "html": table_html(t)} for p, t in tables if t is not None]
     return {
         "key": key, "title": title,
-        "computed": table is not None or bool(figs),
-        "table": table_html(table) if table is not None else None,
-        "table_path": f"analysis/{key}.tsv",
+        "computed": bool(shown) or any(f.html for f in figs),
+        "tables": shown,
+        "missing": [p for p, t in tables[:1] if t is None],
         "figures": figs,
     }
