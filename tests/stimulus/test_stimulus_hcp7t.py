@@ -136,3 +136,15 @@ def test_hcp7t_stimulus_with_video_and_wordnet(tmp_path):
     assert not only_text.has_frames and only_text.captions([20]) == ["road, sky"]
     with pytest.raises(ConfigError, match="needs movie_dir"):
         hcp7t_stimulus()
+
+
+def test_find_wordnet_names(tmp_path):
+    from vlmbrain.stimulus.hcp7t import find_hcp7t_wordnet
+
+    (tmp_path / "WordNet_MOVIE1_CC1.txt").write_text("0:{}\n")
+    (tmp_path / "7T_MOVIE2_HO1_v2_WordNet.txt").write_text("0:{}\n")
+    found = find_hcp7t_wordnet(tmp_path, runs=[1, 2])
+    assert found["MOVIE1_7T_AP"].endswith("WordNet_MOVIE1_CC1.txt")
+    assert found["MOVIE2_7T_PA"].endswith("7T_MOVIE2_HO1_v2_WordNet.txt")
+    with pytest.raises(InputFileError, match=r"no WordNet label file\(s\) for run MOVIE3_7T_PA \(expected WordNet_MOVIE3_CC2.txt"):
+        find_hcp7t_wordnet(tmp_path, runs=[3])

@@ -214,15 +214,31 @@ def find_hcp7t_movies(folder, runs=None, prefer_v2: bool = False) -> dict[str, s
 
 
 def find_hcp7t_wordnet(folder, runs=None) -> dict[str, str]:
-    """Find HCP's per-second WordNet label files (``WordNet_MOVIE1_CC1.txt`` ...) in ``folder``."""
+    """Find HCP's per-second WordNet label files in ``folder``.
+
+    Looks for ``WordNet_MOVIE1_CC1.txt`` (the name in the HCP movie resources), then for any
+    ``.txt`` whose name contains ``wordnet`` and the run's ``MOVIEn`` token (e.g.
+    ``WordNet_7T_MOVIE1_CC1.txt``, ``7T_MOVIE1_CC1_v2_WordNet.txt``).
+    """
     runs = _check_runs(runs)
+    try:
+        names = sorted(os.listdir(str(folder)))
+    except OSError as err:
+        raise InputFileError(f"{folder}: cannot list the WordNet folder ({err})") from err
     out = {}
     for r in runs:
-        stem = HCP7T_RUNS[r][1][len("7T_"):-len(".mp4")]
-        hits = sorted(glob.glob(os.path.join(str(folder), f"WordNet_{stem}*.txt")))
-        if not hits:
-            raise InputFileError(f"{folder}: no WordNet label file for run {r} (WordNet_{stem}.txt)")
-        out[r] = hits[0]
+        stem = HCP7T_RUNS[r][1][len("7T_"):-len(".mp4")]  # MOVIE1_CC1
+        exact = f"WordNet_{stem}.txt"
+        if exact in names:
+            out[r] = os.path.join(str(folder), exact)
+            continue
+        token = stem.split("_")[0]  # MOVIE1
+        hits = [n for n in names if n.lower().endswith(".txt") and "wordnet" in n.lower() and token in n]
+        if len(hits) != 1:
+            what = "no" if not hits else f"{len(hits)} candidate"
+            raise InputFileError(f"{folder}: {what} WordNet label file(s) for run {r} (expected {exact}"
+                                 f"{'; found ' + ', '.join(hits) if hits else ''})")
+        out[r] = os.path.join(str(folder), hits[0])
     return out
 
 
