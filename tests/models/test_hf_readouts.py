@@ -388,3 +388,18 @@ def test_bad_options_raise(bert, tok, clip):
         r.readout([[]], None)
     with pytest.raises(DimensionError, match="2 image samples but 1 captions"):
         r.readout([[np.zeros((8, 8, 3), np.uint8)]] * 2, ["x"])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("site", ["head-unit", "qk", "mlp", "hidden"])
+def test_cuda_readout_matches_cpu(clip, tok, frames, site):
+    import copy
+
+    ref = HFReadout(copy.deepcopy(clip), "c", site=site, tokenizer=tok).readout(frames, CAPTIONS[:3])
+    for dtype, tol in (("float32", 1e-3), ("float16", 1e-2), ("bfloat16", 3e-2)):
+        got = HFReadout(copy.deepcopy(clip), "c", site=site, tokenizer=tok, device="cuda", dtype=dtype).readout(
+            frames, CAPTIONS[:3])
+        for b in ref:
+            assert got[b].dtype == np.float32
+            assert np.abs(got[b] - ref[b]).max() <= tol * np.abs(ref[b]).max()

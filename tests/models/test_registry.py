@@ -128,6 +128,16 @@ def test_missing_hub_model_offline_says_where_and_how():
         load_readout("someone/nothing-here")
 
 
+def test_failed_download_when_online_is_not_available_error(monkeypatch):
+    """Online mode: the cache is tried first, then the hub; a failed download names the id and the fix."""
+    import vlmbrain.models.hf as hf
+
+    monkeypatch.setattr(hf, "hf_offline", lambda: False)
+    with pytest.raises(ModelNotAvailableError, match="model 'someone/nothing-here' is not available") as info:
+        load_readout("someone/nothing-here")
+    assert "HF_HUB_OFFLINE" not in str(info.value)
+
+
 def test_unknown_name_and_bad_folder(tmp_path):
     with pytest.raises(ModelNotAvailableError, match=r"unknown model 'not-a-model'.*registered alias.*clip-vit-b16"):
         load_readout("not-a-model")
