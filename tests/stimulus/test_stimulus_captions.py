@@ -139,8 +139,9 @@ def test_wordnet_labels(tmp_path):
     assert wordnet_to_trs(labels, 5) == ["", "", "road, sky", "sky, traffic light", ""]
     assert wordnet_to_trs(p, 3, tr=2.0) == ["", "road, sky, traffic light", ""]
     assert wordnet_to_trs(labels, 5, words=False)[2] == "road.n.01, sky.n.01"
-    with pytest.warns(CaptionWarning, match="1 labelled second"):
+    with pytest.warns(CaptionWarning, match="1 labelled second") as rec:
         assert wordnet_to_trs(labels, 3) == ["", "", "road, sky"]
+    assert rec[0].filename == __file__
     with pytest.raises(DimensionError, match="labelled second"):
         wordnet_to_trs(labels, 3, out_of_range="error")
     (tmp_path / "bad.txt").write_text("000001:{}\n12 road sky\n")

@@ -286,7 +286,7 @@ def synset_word(synset: str) -> str:
 
 
 def wordnet_to_trs(labels, n_trs: int, tr: float = 1.0, sep: str = ", ", words: bool = True,
-                   out_of_range: str = "warn", source: str = "WordNet labels") -> list[str]:
+                   out_of_range: str = "warn", source: str = "WordNet labels", _stacklevel: int = 2) -> list[str]:
     """Per-TR captions from per-second WordNet labels.
 
     Parameters
@@ -319,7 +319,7 @@ def wordnet_to_trs(labels, n_trs: int, tr: float = 1.0, sep: str = ", ", words: 
         msg = f"{source}: {len(late)} labelled second(s) at or after the run end ({run_end:g} s), first {late[0]}"
         if out_of_range == "error":
             raise DimensionError(msg + "; check the run's label file or the run length")
-        warnings.warn(msg + "; dropped", CaptionWarning, stacklevel=2)
+        warnings.warn(msg + "; dropped", CaptionWarning, stacklevel=_stacklevel)
     out = []
     for k in range(n_trs):
         t0, t1 = k * tr, (k + 1) * tr
@@ -368,7 +368,7 @@ def attach_captions(timeline, sources, rule: str = "overlap", out_of_range: str 
             name = os.path.basename(str(src))
             kind = fmt or ("wordnet" if name.lower().startswith("wordnet") else None)
             if kind == "wordnet":
-                caps = wordnet_to_trs(str(src), n, timeline.tr, out_of_range=out_of_range)
+                caps = wordnet_to_trs(str(src), n, timeline.tr, out_of_range=out_of_range, _stacklevel=3)
             else:
                 caps = captions_to_trs(read_captions(src, kind), n, timeline.tr, rule, out_of_range,
                                        source=str(src), _stacklevel=3)
