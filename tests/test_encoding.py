@@ -109,7 +109,7 @@ def test_input_errors(rng):
         VoxelwiseEncoder().fit(X, Y[:-1], runs=runs)
     Yn = Y.copy()
     Yn[5, 3] = np.nan
-    with pytest.raises(DimensionError, match=r"NaN or inf values in 1 column.*first: \[3\]"):
+    with pytest.raises(DimensionError, match=r"contains NaN or inf values in 1 column.*first: \[3\]"):
         VoxelwiseEncoder().fit(X, Yn, runs=runs)
     with pytest.raises(DimensionError, match="NaN or inf"):
         VoxelwiseEncoder("ar1").fit(X, Yn, runs=runs)
@@ -294,7 +294,15 @@ def test_shift_null_errors(rng):
 
 
 # ------------------------------------------------------------------ scikit-learn contract
+def _expected_failures(est):
+    if est.method == "ols":
+        # fits 10 regressors on 11 samples: OLS t-values need T > K + n_runs (raises
+        # DimensionError "no residual degrees of freedom"), ridge passes this check
+        return {"check_regressor_multioutput": "OLS needs T > n_atoms + n_runs"}
+    return {}
+
+
 @parametrize_with_checks([VoxelwiseEncoder(), VoxelwiseEncoder("ridge", cv=2)],
-                         expected_failed_checks=lambda est: {})
+                         expected_failed_checks=_expected_failures)
 def test_sklearn_contract(estimator, check):
     check(estimator)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.fft as sfft
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from vlmbrain.errors import ConfigError, DimensionError, MissingDependencyError
@@ -71,13 +71,15 @@ def check_runs(runs, n_timepoints):
     return lab, list(zip(starts.tolist(), stops.tolist()))
 
 
-def _check_xy(X, Y, dtype):
-    X = np.asarray(X)
-    if X.ndim != 2:
-        raise DimensionError(
-            f"X must be 2-D (n_timepoints, n_atoms); got shape {X.shape}. "
-            "Use X.reshape(-1, 1) for a single regressor.")
-    Y = np.asarray(Y)
+def _check_xy(X, Y, dtype, estimator=None):
+    if Y is None:
+        raise DimensionError("requires y to be passed, but the target y is None: fit(X, Y, runs).")
+    if estimator is not None:
+        X = validate_data(estimator, X, reset=True, dtype=np.float64, ensure_min_samples=2)
+    else:
+        X = check_array(X, dtype=np.float64, ensure_min_samples=2, input_name="X")
+    Y = check_array(Y, ensure_2d=False, dtype=[np.float32, np.float64], ensure_all_finite=False,
+                    ensure_min_samples=2, input_name="y")
     y_1d = Y.ndim == 1
     if y_1d:
         Y = Y[:, None]
@@ -87,14 +89,6 @@ def _check_xy(X, Y, dtype):
         raise DimensionError(
             f"X has {X.shape[0]} timepoints but Y has {Y.shape[0]}; X (n_timepoints, n_atoms) "
             "and Y (n_timepoints, n_grayordinates) must share the time axis.")
-    if X.shape[0] < 2 or X.shape[1] < 1 or Y.shape[1] < 1:
-        raise DimensionError(f"X {X.shape} / Y {Y.shape}: need at least 2 timepoints, "
-                             "1 regressor and 1 target.")
-    if not np.issubdtype(X.dtype, np.number) or not np.issubdtype(Y.dtype, np.number):
-        raise ConfigError(f"X and Y must be numeric; got dtypes {X.dtype} and {Y.dtype}.")
-    if not np.all(np.isfinite(X)):
-        raise DimensionError("X contains NaN or inf values; atoms must be finite.")
-    X = X.astype(np.float64)
     if Y.dtype != dtype:
         Y = Y.astype(dtype)
     return X, Y, y_1d
@@ -104,7 +98,7 @@ def _check_y_finite(Yc, start):
     if not np.all(np.isfinite(Yc)):
         bad = np.flatnonzero(~np.all(np.isfinite(Yc), axis=0)) + start
         raise DimensionError(
-            f"Y contains NaN or inf values in {bad.size} column(s) of this chunk (first: "
+            f"Input y contains NaN or inf values in {bad.size} column(s) of this chunk (first: "
             f"{bad[:5].tolist()}); pass only valid grayordinates, e.g. Y[:, valid] with "
             "BrainData.valid, and write NaN for the others.")
 
@@ -204,10 +198,11 @@ class _Design:
     def stats(self, Y, start, lag, backend):
         if lag:
             _check_y_finite(Y, start)
-        if backend is None:
-            parts = _numpy_chunk_products(self.Xc, Y, self.bounds, lag)
-        else:
-            parts = backend.chunk_products(self.Xc, Y, self.bounds, lag)
+        with np.errstate(invalid="ignore", over="ignore"):   # non-finite columns: checked below
+            if backend is None:
+                parts = _numpy_chunk_products(self.Xc, Y, self.bounds, lag)
+            else:
+                parts = backend.chunk_products(self.Xc, Y, self.bounds, lag)
         st = _ChunkStats(n=self.n, xbar=self.xbar, G=self.G,
                          C=np.stack([p["C"] for p in parts]),
                          ybar=np.stack([p["ybar"] for p in parts]),
@@ -587,7 +582,7 @@ class VoxelwiseEncoder(RegressorMixin, BaseEstimator):
         """
         alphas = self._validate_params()
         dtype = np.dtype(self.dtype)
-        X, Y, y_1d = _check_xy(X, y, dtype)
+        X, Y, y_1d = _check_xy(X, y, dtype, estimator=self)
         T, K = X.shape
         V = Y.shape[1]
         run_lab, bounds = check_runs(runs, T)
@@ -744,6 +739,11 @@ class VoxelwiseEncoder(RegressorMixin, BaseEstimator):
                 Gr, Cr, yyr = runstats[f]
                 cvr[f, sl], cvr2[f, sl] = _fold_r(bf, Cr, Gr, yyr)
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
     # ..................................................................... predict
     def predict(self, X, runs=None):
         """Predict ``Y`` from atom time courses.
@@ -757,13 +757,10 @@ class VoxelwiseEncoder(RegressorMixin, BaseEstimator):
 
         Returns
         -------
-        Y_pred : ndarray of shape (n_timepoints, n_grayordinates), float32
+        Y_pred : ndarray of shape (n_timepoints, n_grayordinates), float64
         """
         check_is_fitted(self, "coef_")
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            raise DimensionError(
-                f"X has shape {X.shape}; expected (n_timepoints, {self.n_features_in_}) as in fit.")
+        X = validate_data(self, X, reset=False, dtype=np.float64)
         coef = self.coef_[:, None] if self._y_1d else self.coef_
         icpt = self.intercepts_[:, None] if self._y_1d else self.intercepts_
         pred = X @ coef.astype(np.float64)
@@ -776,7 +773,6 @@ class VoxelwiseEncoder(RegressorMixin, BaseEstimator):
                     f"runs must be (n_timepoints,)={X.shape[0]} ints in 0..{self.n_runs_ - 1}; "
                     f"got shape {runs.shape}.")
             pred += icpt[runs]
-        pred = pred.astype(np.float32)
         return pred[:, 0] if self._y_1d else pred
 
 
