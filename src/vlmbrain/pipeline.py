@@ -386,20 +386,24 @@ class Pipeline:
                 if K < cfg.n_atoms:
                     logger.warning("%s/%s has only %d ANs: %d atoms instead of %d", mdir, "+".join(branches),
                                    A.shape[1], K, cfg.n_atoms)
-                td = TemporalDictionary(n_atoms=K, alpha=cfg.alpha, n_iter=cfg.n_iter, batch_size=cfg.batch_size,
-                                        random_state=self.config.seed).fit(A)
+                def fit(seed):
+                    return TemporalDictionary(n_atoms=K, alpha=cfg.alpha, batch_size=cfg.batch_size,
+                                              n_epochs=cfg.n_epochs, max_iter=cfg.max_iter, tol=cfg.tol,
+                                              random_state=seed).fit(A)
+
+                td = fit(self.config.seed)
                 save_npy(td.atoms_.astype(np.float32), out_dir / "atoms.npy")
                 save_npy(td.codes_.astype(np.float32), out_dir / "codes.npy")
                 save_tsv(neurons, out_dir / "neurons.tsv")
-                summary = {"objective": float(td.objective_), "n_atoms": K, "n_neurons": int(A.shape[1]),
+                summary = {"objective": float(td.objective_), "n_iter": int(td.n_iter_),
+                           "objective_history": [float(v) for v in td.objective_history_], "n_atoms": K, "n_neurons": int(A.shape[1]),
                            "n_timepoints": int(A.shape[0]), "branches": branches,
                            "nonzero_codes": int(np.count_nonzero(td.codes_))}
                 if cfg.stability_seeds:
-                    others = [TemporalDictionary(n_atoms=K, alpha=cfg.alpha, n_iter=cfg.n_iter,
-                                                 batch_size=cfg.batch_size, random_state=self.config.seed + s + 1
-                                                 ).fit(A).atoms_ for s in range(cfg.stability_seeds)]
+                    others = [fit(self.config.seed + s + 1).atoms_ for s in range(cfg.stability_seeds)]
                     stab = atom_stability([td.atoms_, *others])
-                    summary["stability"] = _jsonable(stab)
+                    summary["stability"] = {"mean": stab.mean, "per_atom": stab.per_atom.tolist(),
+                                            "pairwise": stab.pairwise.tolist()}
                 save_json(summary, out_dir / "summary.json")
                 return {"objective": summary["objective"]}
 
@@ -458,20 +462,6 @@ def check_lengths(timeline, brain) -> None:
     for name, nt, nb in zip(names, t_lengths, b_lengths, strict=True):
         if nt != nb:
             raise DimensionError(f"stimulus has {nt} TRs but fMRI run {name} has {nb} TRs")
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, pd.DataFrame):
-        return obj.to_dict(orient="records")
-    return obj
 
 
 def run_pipeline(config: RunConfig, run_dir, stages=None, force=False, progress=False) -> list[StepResult]:
