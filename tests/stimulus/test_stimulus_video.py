@@ -189,3 +189,33 @@ def test_pickle_reopens(cfr):
     stim.frames([0])
     stim2 = pickle.loads(pickle.dumps(stim))
     assert [frame_number(f[0]) for f in stim2.frames([0, 1, 2])] == [5, 15, 25]
+
+
+def test_matches_bruteforce_decode_ntsc_rate_with_seeking(tmp_path, rng):
+    """23.976 fps (time base 1/24000), short GOPs: every answer equals the frame a full decode shows at t."""
+    import av
+
+    p = tmp_path / "ntsc.mp4"
+    with av.open(str(p), "w") as c:
+        s = c.add_stream("libx264", rate=Fraction(24000, 1001))
+        s.width, s.height, s.pix_fmt = 64, 36, "yuv420p"
+        s.codec_context.gop_size = 12
+        for i in range(240):
+            img = rng.integers(0, 255, (36, 64, 3), dtype=np.uint8)
+            for pkt in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    frames, times = [], []
+    with av.open(str(p)) as c:
+        st = c.streams.video[0]
+        t0 = float(st.start_time * st.time_base)
+        for f in c.decode(st):
+            frames.append(f.to_ndarray(format="rgb24"))
+            times.append(f.time - t0)
+    times = np.array(times)
+    req = np.array([0.02, 0.5, 0.51, 1.5, 2.5, 4.0, 4.01, 7.77, 9.9, 3.3])
+    ref = [frames[np.searchsorted(times, t, side="right") - 1] for t in req]
+    for thresh in (100.0, 1.0):  # sequential decoding, then seeking on every gap > 1 s
+        got = VideoReader(p, seek_threshold=thresh).frames_at(req)
+        assert all(np.array_equal(a, b) for a, b in zip(ref, got, strict=True)), thresh
