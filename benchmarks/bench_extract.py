@@ -89,7 +89,7 @@ def main(argv=None):
         vision = readout.model.vision_model
         prep = readout.image_processor
         batches = [list(frames[i:i + bs]) for i in range(0, args.frames, bs)]
-        pixels = [prep(b).to(readout.device, readout.dtype) for b in batches]
+        pixels = [prep(b, device=readout.device).to(readout.dtype) for b in batches]
         readout.readout([[frames[0]]], None)  # warm-up
         readout.weights_hash()  # hashed once per model; not part of the per-frame cost
 
@@ -102,7 +102,7 @@ def main(argv=None):
         def bare_prep():
             with torch.inference_mode():
                 for b in batches:
-                    vision(pixel_values=prep(b).to(readout.device, readout.dtype))
+                    vision(pixel_values=prep(b, device=readout.device).to(readout.dtype))
             sync()
 
         def extract():

@@ -232,3 +232,20 @@ def test_meter_and_toy_loaders_forward_arguments(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "vlmbrain.toyworld.models", fake_toy)
     r = load_readout("toy-meter", site="mlp")
     assert calls["toy"] == ("toy-meter", "mlp", "mean", "cpu", "float32") and r.name == "toy-meter"
+
+
+@pytest.mark.weights
+@pytest.mark.parametrize("alias", ["clip-vit-b32", "clip-vit-b16"])
+def test_real_clip_weights_from_cache(alias):
+    """With real CLIP weights in the HF cache: the last block's hidden/cls equals the model's own CLS state."""
+    if list_models().set_index("alias").loc[alias, "available_offline"] != "yes":
+        pytest.skip(f"{alias} is not in the local Hugging Face cache")
+    r = load_readout(alias, site="hidden", pooling="cls")
+    rng = np.random.default_rng(0)
+    frames = [[rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)]]
+    got = r.readout(frames, ["a photo of a dog"])
+    pixels = r.image_processor([frames[0][0]])
+    with torch.no_grad():
+        vis = r.model.vision_model(pixel_values=pixels).last_hidden_state[0, 0].numpy()
+    width = r.model.config.vision_config.hidden_size
+    np.testing.assert_allclose(got["vision"][0, -width:], vis, rtol=1e-4, atol=1e-4)

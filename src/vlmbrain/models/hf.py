@@ -170,6 +170,8 @@ class HFReadout(Readout):
     ----------
     model : transformers.PreTrainedModel
         A ``CLIPModel``, ``ViTModel``, ``BertModel`` or ``RobertaModel`` (or compatible).
+        It is put in eval mode and moved to ``device`` / cast to ``dtype`` *in place* (no copy,
+        so that a large model is not held twice).
     name : str
         Model name written into the neuron table (registry alias or path).
     site : {"head-unit", "qk", "mlp", "hidden"}, default="head-unit"
@@ -288,7 +290,7 @@ class HFReadout(Readout):
                 owner.append(i)
         chunks = []
         for start in range(0, len(flat), self.batch_size):
-            pixel_values = self.image_processor(flat[start : start + self.batch_size])
+            pixel_values = self.image_processor(flat[start : start + self.batch_size], device=self.device)
             chunks.append(self._forward(t, {"pixel_values": pixel_values}))
         per_image = np.concatenate(chunks, axis=0)
         counts = np.bincount(np.asarray(owner), minlength=len(images))

@@ -58,26 +58,32 @@ class ImagePreprocessor:
     def uses_fallback(self) -> bool:
         return self.processor is None
 
-    def __call__(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+    def __call__(self, images: Sequence[np.ndarray], device=None) -> torch.Tensor:
+        """Preprocess frames; the fallback normalises on ``device`` (uint8 crosses to the GPU, not float32)."""
         images = [check_image(im, f"frame {i}") for i, im in enumerate(images)]
         if self.processor is not None:
-            return self.processor(images=images, return_tensors="pt")["pixel_values"].float()
-        return torch.from_numpy(np.stack([self._fallback(im) for im in images]))
+            out = self.processor(images=images, return_tensors="pt")["pixel_values"].float()
+            return out if device is None else out.to(device)
+        crops = torch.from_numpy(np.stack([self._resize_crop(im) for im in images]))  # (n, S, S, 3) uint8
+        if device is not None:
+            crops = crops.to(device, non_blocking=True)
+        mean = torch.as_tensor(self.mean.reshape(3), device=crops.device)
+        std = torch.as_tensor(self.std.reshape(3), device=crops.device)
+        x = (crops.float() / 255.0 - mean) / std
+        return x.permute(0, 3, 1, 2).contiguous()
 
-    def _fallback(self, image: np.ndarray) -> np.ndarray:
+    def _resize_crop(self, image: np.ndarray) -> np.ndarray:
+        s = self.image_size
+        h, w = image.shape[:2]
+        if h == s and w == s:
+            return image
         from PIL import Image
 
-        s = self.image_size
         pil = Image.fromarray(image)
-        w, h = pil.size
-        scale = s / min(w, h)
         new_w, new_h = (s, int(s * h / w)) if w <= h else (int(s * w / h), s)
         pil = pil.resize((new_w, new_h), resample=Image.BICUBIC)
         left, top = (new_w - s) // 2, (new_h - s) // 2
-        pil = pil.crop((left, top, left + s, top + s))
-        arr = np.asarray(pil, dtype=np.float32) / 255.0
-        arr = (arr - self.mean) / self.std
-        return np.ascontiguousarray(arr.transpose(2, 0, 1), dtype=np.float32)
+        return np.asarray(pil.crop((left, top, left + s, top + s)))
 
 
 def load_image_processor(source, local_files_only: bool, image_size: int) -> ImagePreprocessor:
