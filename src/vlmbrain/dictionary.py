@@ -31,7 +31,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.extmath import randomized_svd
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from vlmbrain.errors import ConfigError, DimensionError
 
@@ -244,13 +244,13 @@ class TemporalDictionary(BaseEstimator):
         if not (isinstance(self.alpha, (int, float, np.floating)) and self.alpha >= 0):
             raise ConfigError(f"TemporalDictionary: alpha={self.alpha!r} must be a float >= 0.")
 
-    def _prep(self, X):
-        X = np.asarray(X)
-        if X.ndim != 2:
-            raise DimensionError(
-                f"X must be 2-D (n_timepoints, n_neurons); got shape {X.shape}.")
-        if not np.issubdtype(X.dtype, np.number):
-            raise ConfigError(f"X must be numeric; got dtype {X.dtype}.")
+    def _prep(self, X, reset=None):
+        if reset is None:
+            X = check_array(X, dtype=[np.float64, np.float32], ensure_all_finite=False,
+                            ensure_min_samples=2)
+        else:
+            X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32],
+                              ensure_all_finite=False, ensure_min_samples=2)
         if not np.all(np.isfinite(X)):
             raise DimensionError("X contains NaN or inf; AN time courses must be finite.")
         if X.shape[0] < 2:
@@ -271,7 +271,7 @@ class TemporalDictionary(BaseEstimator):
         self
         """
         self._check_params()
-        Xn = self._prep(X)
+        Xn = self._prep(X, reset=True)
         T, N = Xn.shape
         K = int(self.n_atoms)
         lam = float(self.alpha)
@@ -334,7 +334,6 @@ class TemporalDictionary(BaseEstimator):
         self.objective_history_ = history
         self.n_iter_ = int(self.n_epochs) + n_ref
         self.n_reseeded_ = n_re
-        self.n_features_in_ = N
         self.n_timepoints_ = T
         logger.info("TemporalDictionary: X (%d timepoints, %d neurons) -> %d atoms, objective %.6g",
                     T, N, K, self.objective_)
