@@ -183,7 +183,7 @@ def test_nifti_space_writes_volumes(tmp_path, rng):
     assert vol[0, 1, 2] == 10 and vol[1, 0, 0] == 20 and vol[2, 3, 4] == 30
     from nilearn.maskers import NiftiMasker
 
-    masker = NiftiMasker(space.mask_img).fit()
+    masker = NiftiMasker(space.mask_img, standardize=None).fit()
     ref = masker.inverse_transform(vals[None, :]).get_fdata()[..., 0]
     np.testing.assert_array_equal(np.nan_to_num(vol), ref)
     assert np.isnan(vol).sum() == 60 - 3 and img.shape == (3, 4, 5)

@@ -176,7 +176,7 @@ def load_nifti(path, mask=None) -> RunData:
     if mask is None:
         logger.info("%s: no mask given; nilearn computes a background mask from this run", path)
     try:
-        masker = NiftiMasker(mask_img=mask, standardize=False, detrend=False)
+        masker = NiftiMasker(mask_img=mask, standardize=None, detrend=False)
         masker.fit(img if mask is None else None)
         data = masker.transform(img).astype(np.float32)
     except (OSError, EOFError, ValueError) as err:
