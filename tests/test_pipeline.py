@@ -1,0 +1,98 @@
+"""End to end: the demo through the CLI, CIFTI outputs, skip on re-run, resume after a failure."""
+
+import json
+import time
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from vlmbrain.cli import main
+from vlmbrain.config import ModelConfig, demo_config
+from vlmbrain.pipeline import STAGES, Pipeline, run_pipeline
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "run"
+    t0 = time.perf_counter()
+    code = main(["demo", "--out", str(out), "--fast", "-q"])
+    assert code == 0
+    return out, time.perf_counter() - t0
+
+
+def test_demo_writes_report_maps_and_recovery(demo_run):
+    out, _ = demo_run
+    assert (out / "report" / "index.html").is_file()
+    for name in ("beta", "r_cv"):
+        maps = sorted(out.glob(f"encoding/*/*/{name}.dscalar.nii"))
+        assert maps, name
+        img = nib.load(maps[0])
+        bm = img.header.get_axis(1)
+        assert len(bm) == 91282
+        data = img.get_fdata()
+        assert data.shape[1] == 91282 and np.isfinite(data).any()
+    rec = pd.read_csv(out / "demo" / "recovery.tsv", sep="\t")
+    assert list(rec.columns[:4]) == ["network", "planted_sign", "recovered_sign", "recovered"]
+    assert set(rec["network"]) == {"Visual1", "Visual2", "Dorsal Attention", "Language", "Default"}
+    for name in ("affiliation", "redundancy", "polarity", "crossmodal", "hierarchy", "prediction"):
+        assert (out / "analysis" / f"{name}.tsv").is_file()
+    saved = (out / "config.yaml").read_text()
+    assert "n_atoms" in saved
+    assert "numpy" in json.loads((out / "versions.json").read_text())
+    sidecar = json.loads((out / "brain" / "_stage.json").read_text())
+    assert {"key", "params", "versions", "seconds"} <= set(sidecar)
+
+
+def test_rerun_recomputes_nothing(demo_run, capsys):
+    out, first = demo_run
+    t0 = time.perf_counter()
+    code = main(["demo", "--out", str(out), "--fast"])
+    second = time.perf_counter() - t0
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "nothing recomputed" in err
+    assert "running" not in err
+    assert second < first
+
+
+def test_failed_stage_resumes_where_it_stopped(tmp_path, monkeypatch):
+    cfg = demo_config(out_fast=True)
+    cfg.models = [ModelConfig(name="minilm")]
+    cfg.report.surface_figures = False
+    out = tmp_path / "run"
+
+    import vlmbrain.stages as stages
+
+    def boom(*a, **k):
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(stages, "encode_unit", boom)
+    with pytest.raises(RuntimeError, match="killed"):
+        run_pipeline(cfg, out)
+    assert not (out / "encoding" / "minilm" / "text" / "_stage.json").exists()
+    monkeypatch.undo()
+    results = Pipeline(cfg, out).run(["encoding"])
+    ran = {r.name for r in results if not r.skipped}
+    assert ran == {"encoding:minilm/text"}
+    assert (out / "encoding" / "minilm" / "text" / "_stage.json").is_file()
+
+
+def test_changed_parameter_reruns_only_downstream(tmp_path):
+    cfg = demo_config(out_fast=True)
+    cfg.models = [ModelConfig(name="minilm")]
+    out = tmp_path / "run"
+    run_pipeline(cfg, out, stages=["dictionary"])
+    cfg.dictionary.alpha = 0.2
+    results = run_pipeline(cfg, out, stages=["dictionary"])
+    ran = {r.name for r in results if not r.skipped}
+    assert ran == {"dictionary:minilm/text"}
+
+
+def test_unknown_stage():
+    from vlmbrain.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown stage"):
+        Pipeline(demo_config(), "unused").run(["fit"])
+    assert STAGES[0] == "stimulus" and STAGES[-1] == "report"
