@@ -98,8 +98,16 @@ def make_run_dir(root, *, untrained=(), surfaces=False, K=4, seed=0):
     (run / "stimulus").mkdir()
     pd.DataFrame({"tr_index": range(6), "run": ["R1"] * 3 + ["R2"] * 3, "rest": [False] * 6}).to_csv(
         run / "stimulus" / "timeline.tsv", sep="\t", index=False)
+    (run / "brain").mkdir()
+    (run / "brain" / "meta.json").write_text(json.dumps(
+        {"run_names": ["R1", "R2"], "tr": 1.0, "meta": {"source": "vlmbrain.demo phantom", "subjects": 1}}))
+    (run / "brain" / "space.json").write_text(json.dumps(
+        {"kind": "cifti", "name": "hcp91k", "n_grayordinates": V, "notes": "subcortical voxel positions are placeholders"}))
     demo = run / "demo"
     demo.mkdir()
+    (demo / "truth.json").write_text(json.dumps({"planted": [], "note": "phantom fMRI planted from toy-world attributes"}))
+    pd.DataFrame({"network": ["Visual1", "Auditory", "Language"], "attribute": ["brightness", "loudness", "negation"],
+                  "planted_sign": [1, 1, -1]}).to_csv(demo / "truth.tsv", sep="\t", index=False)
     pd.DataFrame({"network": ["Visual1", "Auditory", "Language"], "planted_sign": [1, 1, -1],
                   "recovered_sign": [1, 1, 1], "recovered": [True, True, False], "model": "toy-clip",
                   "branch": "vision", "attribute": ["brightness", "loudness", "negation"], "atom": [0, 1, 2],

@@ -97,6 +97,12 @@ def test_provenance_and_versions(built):
     assert "phantom (planted ground truth)" in html
     assert "6 TRs in 2 run(s): R1, R2" in html
     assert "<th>nilearn</th><td>0.14</td>" in html
+    assert "<th>brain space</th><td>kind=cifti, name=hcp91k, n_grayordinates=91282</td>" in html
+    assert "subcortical voxel positions are placeholders" in html
+    assert "<th>fMRI runs</th><td>R1, R2</td>" in html
+    assert "phantom fMRI planted from toy-world attributes" in html
+    assert "Planted truth (demo/truth.tsv)" in html
+    assert "<td>negation</td>" in html
     assert "n_shifts: 50" in html  # resolved config shown
     assert re.search(r"generated \d{4}-\d\d-\d\d \d\d:\d\d UTC", html)
 

@@ -249,9 +249,24 @@ def _provenance(run_dir: Path, cfg):
         rows.append(("subjects", "phantom (planted ground truth)"))
     for p in paths[:8]:
         rows.append(("fMRI file", str(p)))
+    bmeta = _read_json(run_dir / "brain" / "meta.json", default=None)
+    if isinstance(bmeta, dict):
+        m = bmeta.get("meta") if isinstance(bmeta.get("meta"), dict) else {}
+        if m.get("source"):
+            rows.append(("fMRI data", str(m["source"])))
+        if m.get("subjects") is not None and not subjects:
+            rows.append(("subjects (loaded)", str(m["subjects"])))
+        if bmeta.get("run_names"):
+            rows.append(("fMRI runs", ", ".join(map(str, bmeta["run_names"]))))
     space = _read_json(run_dir / "brain" / "space.json", default=None)
     if isinstance(space, dict):
-        rows.append(("brain space", ", ".join(f"{k}={v}" for k, v in space.items() if not isinstance(v, (dict, list)))))
+        rows.append(("brain space", ", ".join(f"{k}={v}" for k, v in space.items()
+                                              if k != "notes" and not isinstance(v, (dict, list)))))
+        if space.get("notes"):
+            rows.append(("brain space notes", str(space["notes"])))
+    truth = _read_json(run_dir / "demo" / "truth.json", default=None)
+    if isinstance(truth, dict) and truth.get("note"):
+        rows.append(("demo phantom", str(truth["note"])))
     return rows
 
 
@@ -583,6 +598,8 @@ def build_report(run_dir, out=None, *, figures: str | None = None, max_surface_m
         ok_col = "recovered" if "recovered" in rec.columns else ("match" if "match" in rec.columns else None)
         n_match = int(_truthy(rec[ok_col]).sum()) if ok_col else None
         demo = {"table": table_html(rec), "figures": figs, "n_match": n_match, "n": len(rec)}
+    planted = _read_tsv(run_dir / "demo" / "truth.tsv")
+    planted_html = table_html(planted) if planted is not None else None
 
     # ---------------------------------------------------------------- render
     try:
@@ -607,6 +624,7 @@ def build_report(run_dir, out=None, *, figures: str | None = None, max_surface_m
         sections=sections,
         net_tables=net_tables,
         demo=demo,
+        planted=planted_html,
         warnings=warnings_list,
         notes=notes,
         versions=versions if isinstance(versions, dict) else None,
