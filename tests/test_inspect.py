@@ -101,3 +101,15 @@ def test_unsupported_and_missing(tmp_path):
         describe(tmp_path / "x.mat")
     with pytest.raises(InputFileError, match="nope.dtseries.nii: file not found"):
         describe(tmp_path / "nope.dtseries.nii")
+
+
+def test_dscalar_written_by_space(tmp_path):
+    from vlmbrain.brain.space import BrainSpace
+
+    p = write_dtseries(tmp_path / "a.dtseries.nii")
+    space = BrainSpace.from_cifti(p)
+    space.to_dscalar(np.zeros((2, 12)), tmp_path / "m.dscalar.nii", names=["beta", "t"])
+    info = inspect_path(tmp_path / "m.dscalar.nii")
+    assert info["kind"] == "cifti-dscalar" and info["n_maps"] == 2 and "n_trs" not in info
+    assert describe(tmp_path / "m.dscalar.nii") == (
+        "m.dscalar.nii: CIFTI-2 dense scalars, 2 maps x 12 grayordinates, custom (10 vertices, 2 voxels)")
