@@ -203,3 +203,19 @@ def test_load_runs_memory_is_output_plus_one_run(tmp_path, rng):
     # output + one float32 run + z-scoring temporaries (a concatenating loader would need >= 2x)
     assert peak < out_bytes + one_run + chunk_temps, peak / out_bytes
     np.testing.assert_allclose(bd.data[40:80], zscore_ref(np.load(paths[1])), atol=1e-5)
+
+
+def test_170k_sized_dtseries(tmp_path, rng):
+    # the 1.6 mm HCP space has 170,494 grayordinates; a synthetic axis of that size is enough to
+    # check that nothing assumes 91k (loader, grayordinate check, inspect label)
+    from vlmbrain.inspect import inspect_path
+
+    axis = (ca.BrainModelAxis.from_surface(np.arange(85247), 100000, "CortexLeft")
+            + ca.BrainModelAxis.from_surface(np.arange(85247), 100000, "CortexRight"))
+    data = rng.standard_normal((3, 170494)).astype(np.float32)
+    p = write_dtseries(tmp_path / "sub_Atlas_1.6mm_MSMAll_hp2000_clean.dtseries.nii", data, axis)
+    bd = load_runs([p], tr=1.0, n_grayordinates=170494)
+    assert bd.data.shape == (3, 170494) and bd.space.axis == axis
+    assert inspect_path(p)["space"] == "HCP 170k, 1.6 mm"
+    with pytest.raises(DimensionError, match="has 170494 grayordinates but 91282 were expected"):
+        load_runs([p], tr=1.0, n_grayordinates=91282)
