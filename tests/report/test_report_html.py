@@ -178,3 +178,21 @@ def test_one_surface_figure(tmp_path, make_run):
     assert "surface maps beyond max_surface_maps=1 were not drawn" in html
     assert (run / "report" / "figures" / "surface_r_toy-clip_text.svg").is_file()
     assert (run / "report" / "figures" / "surface_r_toy-clip_text.png").is_file()
+
+
+def test_weights_status_reading():
+    from vlmbrain.report.html import _flag_untrained
+
+    assert _flag_untrained({"name": "m", "trained": False}) is True
+    assert _flag_untrained({"name": "m", "trained": True}) is False
+    assert _flag_untrained({"parameters": {"weights": "random"}}) is True
+    assert _flag_untrained({"weights": "9f2c1ab0"}) is None  # a weights hash says nothing
+    assert _flag_untrained({}) is None
+
+
+def test_weights_not_recorded(run_dir):
+    import shutil
+
+    shutil.rmtree(run_dir / "activations")
+    html = build_report(run_dir, figures="none").read_text()
+    assert "not recorded" in html and "untrained-banner" not in html
