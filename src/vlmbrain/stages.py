@@ -48,31 +48,15 @@ def build_stimulus(cfg, movie=None, fmri=None):
 
 
 def _hcp7t_stimulus(cfg):
-    from vlmbrain.stimulus import ArrayStimulus
-    from vlmbrain.stimulus.captions import attach_captions
-    from vlmbrain.stimulus.hcp7t import HCP7T_RUNS, HCP7T_TR, find_hcp7t_movies, hcp7t_timeline
-    from vlmbrain.stimulus.video import VideoStimulus
+    from vlmbrain.stimulus.hcp7t import HCP7T_TR, hcp7t_stimulus
 
     if cfg.movie_dir is None and cfg.wordnet_dir is None:
         raise ConfigError("stimulus.kind = 'hcp7t' needs stimulus.movie_dir (the 7T_MOVIE*.mp4 files) "
                           "and/or stimulus.wordnet_dir (the WordNet_MOVIE*.txt label files)")
     if abs(cfg.tr - HCP7T_TR) > 1e-9:
         raise ConfigError(f"stimulus.tr = {cfg.tr} but the HCP 7T movie runs have TR = {HCP7T_TR} s")
-    timeline = hcp7t_timeline(frame_offset=cfg.frame_offset)
-    if cfg.wordnet_dir is not None:
-        sources = {}
-        for run, (_, video) in HCP7T_RUNS.items():
-            path = Path(cfg.wordnet_dir) / f"WordNet_{Path(video).stem}.txt"
-            if not path.is_file():
-                from vlmbrain.errors import InputFileError
-
-                raise InputFileError(f"{path}: HCP WordNet label file for run {run} not found")
-            sources[run] = path
-        timeline = attach_captions(timeline, sources, fmt="wordnet")
-    if cfg.movie_dir is None:
-        return ArrayStimulus(timeline, None)
-    return VideoStimulus(timeline, find_hcp7t_movies(cfg.movie_dir), n_frames_per_tr=cfg.frames_per_tr,
-                         use_captions=cfg.wordnet_dir is not None)
+    return hcp7t_stimulus(movie_dir=cfg.movie_dir, captions=cfg.wordnet_dir, n_frames_per_tr=cfg.frames_per_tr,
+                          frame_offset=cfg.frame_offset)
 
 
 def _custom_stimulus(cfg, fmri):
