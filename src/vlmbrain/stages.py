@@ -106,7 +106,8 @@ def build_brain(cfg, tr, timeline=None, progress=False):
         from vlmbrain.brain.group import group_average
 
         brain = group_average(cfg.subjects, tr=tr, mask=cfg.mask, n_grayordinates=cfg.n_grayordinates,
-                              expected_trs=expected, progress=progress)
+                              expected_trs=expected, progress=progress,
+                              run_names=timeline.run_names if timeline is not None else None)
     elif cfg.paths:
         brain = load_runs(cfg.paths, tr=tr, mask=cfg.mask, n_grayordinates=cfg.n_grayordinates,
                           expected_trs=expected, zscore=cfg.zscore,
