@@ -89,7 +89,8 @@ def test_tables_and_numbers(built):
     assert "<b>2 of 3</b> planted signs recovered" in html
     # polarity: mirroring summary from analysis/polarity.tsv (r < 0 for atoms 0, 1; p < 0.05 for atom 0)
     assert "Mirrored profiles: 2 of 3 atoms have r(P⁺, P⁻) &lt; 0, 1 with p &lt; 0.05." in html
-    assert "Table analysis/polarity_profiles.tsv" in html and "Table analysis/polarity_bn.tsv" in html
+    assert "<summary>Table analysis/polarity_profiles.tsv</summary>" in html
+    assert "<summary>Table analysis/polarity_bn.tsv</summary>" in html
 
 
 def test_provenance_and_versions(built):
