@@ -42,3 +42,24 @@ def meter_fixtures():
     if not os.path.isdir(METER_FIXTURES):
         pytest.skip("../shared/fixtures/meter is not present")
     return METER_FIXTURES
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip what needs more than this machine has: a CUDA device (``gpu``), Chromium (``browser``)."""
+    import shutil
+
+    has_cuda = None
+    has_chromium = any(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome"))
+    for item in items:
+        if "gpu" in item.keywords:
+            if has_cuda is None:
+                try:
+                    import torch
+
+                    has_cuda = torch.cuda.is_available()
+                except ImportError:  # pragma: no cover
+                    has_cuda = False
+            if not has_cuda:
+                item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
+        if "browser" in item.keywords and not has_chromium:
+            item.add_marker(pytest.mark.skip(reason="needs a headless Chromium (apt-get install chromium)"))
