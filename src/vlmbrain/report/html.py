@@ -547,6 +547,8 @@ def build_report(run_dir, out=None, *, figures: str | None = None, max_surface_m
                                  "fraction": r[col] / r["n_network"] if r["n_network"] else np.nan})
             comp = pd.DataFrame(rows)
             ccap = f"From analysis/crossmodal.tsv ({ma}/{ba} vs {mb}/{bb}): fraction of each network's grayordinates."
+            if omap is not None:
+                ccap += " " + cap
         elif omap is not None:
             comp = F.overlap_composition(omap, net_atlas, cats)
             ccap = cap
