@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from vlmbrain.errors import ConfigError
 from vlmbrain.report._atlas import NetworkAtlas, load_network_atlas, normalize_name
@@ -336,6 +337,7 @@ def plot_polarity_profiles(table: pd.DataFrame, group_cols=("model", "branch"), 
                         sem = agg["sem"].fillna(0)
                         ax.fill_between(agg.index, agg["mean"] - sem, agg["mean"] + sem, color=color, alpha=0.15)
                 ax.set_xlabel("layer")
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
                 ax.set_ylabel(ylabels[kind])
                 ax.legend(frameon=False)
                 ax.set_title(" / ".join(str(k) for k in key) + f" — {kind} side" if gcols else f"{kind} side")
