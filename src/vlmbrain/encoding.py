@@ -30,7 +30,7 @@ import numpy as np
 import scipy.fft as sfft
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from vlmbrain.errors import ConfigError, DimensionError, MissingDependencyError
 from vlmbrain.stats import fwer_maxstat, permutation_pvalue
@@ -378,66 +378,115 @@ class _RidgeBlocks:
         self.seg = seg[starts]
 
 
-def _ridge_scores(st, blk, train, folds, alphas, scoring):
+class _RidgeCache:
+    """X-side quantities of ridge fits (independent of the Y chunk), computed once per fit."""
+
+    def __init__(self, n, xbar, G, blk):
+        self.n, self.xbar, self.G, self.blk = n, xbar, G, blk
+        self._train = {}
+        self._val = {}
+
+    def _pool_x(self, idx):
+        nn = self.n[idx]
+        xm = (nn[:, None] * self.xbar[idx]).sum(0) / nn.sum()
+        dx = self.xbar[idx] - xm
+        return xm, self.G[idx].sum(0) + np.einsum("b,bk,bj->kj", nn, dx, dx)
+
+    def train(self, train):
+        """Per run of the training blocks: (run, block idx, x mean); eigh of the FWL Gram."""
+        key = tuple(int(i) for i in train)
+        if key not in self._train:
+            parts = []
+            Gt = 0.0
+            for r in np.unique(self.blk.run[train]):
+                bi = train[self.blk.run[train] == r]
+                xm, Gp = self._pool_x(bi)
+                Gt = Gt + Gp
+                parts.append((r, bi, xm))
+            s, U = np.linalg.eigh(Gt)
+            self._train[key] = (parts, np.maximum(s, 0.0), U)
+        return self._train[key]
+
+    def val(self, train, val):
+        """Per validation block: (block, reference x mean, U'G_bU, U'(x̄_b − x̄_ref))."""
+        key = (tuple(int(i) for i in train), tuple(int(i) for i in val))
+        if key not in self._val:
+            parts, s, U = self.train(train)
+            ref = {r: (bi, xm) for r, bi, xm in parts}
+            out = []
+            for b in val:
+                r = self.blk.run[b]
+                if r in ref:
+                    rb, xm = ref[r]
+                else:
+                    rb = val[self.blk.run[val] == r]
+                    xm, _ = self._pool_x(rb)
+                out.append((b, rb, U.T @ self.G[b] @ U, U.T @ (self.xbar[b] - xm)))
+            self._val[key] = out
+        return self._val[key]
+
+
+def _pool_y(n, ybar, C, yy, xbar, idx, xm):
+    """Y-side pooled centred statistics of blocks ``idx`` (x mean ``xm`` given)."""
+    nn = n[idx]
+    ym = (nn[:, None] * ybar[idx]).sum(0) / nn.sum()
+    dx = xbar[idx] - xm
+    dy = ybar[idx] - ym
+    Cp = C[idx].sum(0) + np.einsum("b,bk,bc->kc", nn, dx, dy)
+    yyp = yy[idx].sum(0) + np.einsum("b,bc->c", nn, dy * dy)
+    return ym, Cp, yyp
+
+
+def _ridge_scores(st, cache, train, folds, alphas, scoring):
     """Mean validation score (n_alphas, c) over inner folds (lists of block indices)."""
-    n, xb, yb, G, C, yy = st.n, st.xbar, st.ybar, st.G, st.C, st.yy
+    n, xb, yb, C, yy = st.n, st.xbar, st.ybar, st.C, st.yy
     c = C.shape[2]
     total = np.zeros((len(alphas), c))
+    alphas = np.asarray(alphas, dtype=np.float64)
     for val in folds:
-        tr = np.array([b for b in train if b not in set(val)])
-        # per-run pooled training statistics -> FWL sums
-        Gt = 0.0
-        Ct = 0.0
-        ref = {}
-        for r in np.unique(blk.run[tr]):
-            bi = tr[blk.run[tr] == r]
-            _, xm, ym, Gp, Cp, _ = _pool(n, xb, yb, G, C, yy, bi)
-            Gt = Gt + Gp
-            Ct = Ct + Cp
-            ref[r] = (xm, ym)
         val = np.asarray(val)
-        for r in np.unique(blk.run[val]):
-            if r not in ref:
-                bi = val[blk.run[val] == r]
-                _, xm, ym, *_ = _pool(n, xb, yb, G, C, yy, bi)
-                ref[r] = (xm, ym)
-        s, U = np.linalg.eigh(Gt)
-        s = np.maximum(s, 0.0)
-        Ct_rot = U.T @ Ct
-        Nv, _, ymv, _, _, sst = _pool(n, xb, yb, G, C, yy, val)
-        rot = []
-        for b in val:
-            xm, ym = ref[blk.run[b]]
-            rot.append((n[b], U.T @ C[b], U.T @ G[b] @ U, U.T @ (xb[b] - xm), yb[b] - ym, yy[b]))
-        for ia, a in enumerate(alphas):
-            bt = Ct_rot / (s + a)[:, None]
-            sse = np.zeros(c)
-            for nb, Cb, Gb, dx, dy, yyb in rot:
-                d = dy - dx @ bt
-                sse += yyb - 2 * np.einsum("kc,kc->c", bt, Cb) + np.einsum("kc,kc->c", bt, Gb @ bt) \
-                    + nb * d * d
-            if scoring == "r2":
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    total[ia] += 1.0 - sse / sst
-            else:
-                total[ia] += -sse / Nv
+        vs = set(val.tolist())
+        tr = np.array([b for b in train if b not in vs])
+        parts, s, U = cache.train(tr)
+        Ct = 0.0
+        ym_run = {}
+        for r, bi, xm in parts:
+            ym, Cp, _ = _pool_y(n, yb, C, yy, xb, bi, xm)
+            Ct = Ct + Cp
+            ym_run[r] = ym
+        Ct_rot = U.T @ Ct                                        # (K, c)
+        W = 1.0 / (s[:, None] + alphas[None, :])                 # (K, n_alpha)
+        nv = n[val].sum()
+        ymv = (n[val][:, None] * yb[val]).sum(0) / nv
+        sst = yy[val].sum(0) + np.einsum("b,bc->c", n[val], (yb[val] - ymv) ** 2)
+        sse = np.zeros((len(alphas), c))
+        for b, rb, Gb_rot, dx_rot in cache.val(tr, val):
+            r = cache.blk.run[b]
+            ym = ym_run[r] if r in ym_run else (n[rb][:, None] * yb[rb]).sum(0) / n[rb].sum()
+            dy = yb[b] - ym
+            Cb_rot = U.T @ C[b]
+            lin = (W.T @ (Ct_rot * Cb_rot))                       # (n_alpha, c): beta'C_b
+            dxb = (W * dx_rot[:, None]).T @ Ct_rot                 # (n_alpha, c): dx'beta
+            for ia in range(len(alphas)):
+                bt = Ct_rot * W[:, ia:ia + 1]
+                quad = np.einsum("kc,kc->c", bt, Gb_rot @ bt)
+                d = dy - dxb[ia]
+                sse[ia] += yy[b] - 2 * lin[ia] + quad + n[b] * d * d
+        if scoring == "r2":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                total += 1.0 - sse / sst
+        else:
+            total += -sse / nv
     return total / len(folds)
 
 
-def _ridge_fit(st, blk, train, alphas_v):
+def _ridge_fit(st, cache, train, alphas_v):
     """Ridge with per-run unpenalised intercepts on blocks ``train``, per-column alpha."""
-    n, xb, yb, G, C, yy = st.n, st.xbar, st.ybar, st.G, st.C, st.yy
-    Gt = 0.0
+    parts, s, U = cache.train(train)
     Ct = 0.0
-    for r in np.unique(blk.run[train]):
-        bi = train[blk.run[train] == r]
-        _, _, _, Gp, Cp, _ = _pool(n, xb, yb, G, C, yy, bi)
-        Gt = Gt + Gp
-        Ct = Ct + Cp
-    s, U = np.linalg.eigh(Gt)
-    s = np.maximum(s, 0.0)
-    Crot = U.T @ Ct
-    return U @ (Crot / (s[:, None] + alphas_v[None, :]))
+    for r, bi, xm in parts:
+        Ct = Ct + _pool_y(st.n, st.ybar, st.C, st.yy, st.xbar, bi, xm)[1]
+    return U @ ((U.T @ Ct) / (s[:, None] + alphas_v[None, :]))
 
 
 # ---------------------------------------------------------------------------- encoder
@@ -630,43 +679,25 @@ class VoxelwiseEncoder(RegressorMixin, BaseEstimator):
             ar_folds = ([_AR1Space(design, [q for q in range(R) if q != f], self.ar1_scope)
                          for f in range(R)] if do_cv else [])
         cs = int(self.chunk_size)
+        ctl = ThreadpoolController()
         for start in range(0, V, cs):
             stop = min(V, start + cs)
             Yc = Y[:, start:stop]
             sl = slice(start, stop)
+            # the big GEMM uses the BLAS threads; the K x K algebra runs single-threaded
+            # (multi-threaded BLAS on 64 x 64 problems is slower, badly so on a busy machine)
             if method == "ridge":
                 st = bdesign.stats(Yc, start, False, be)
-                self._ridge_chunk(st, blk, R, alphas, do_cv, sl, coef, icpt, r2, cvr, cvr2,
-                                  alph, scores)
+                with ctl.limit(limits=1, user_api="blas"):
+                    self._ridge_chunk(st, blk, R, alphas, do_cv, sl, coef, icpt, r2, cvr, cvr2,
+                                      alph, scores)
                 continue
             st = design.stats(Yc, start, method == "ar1", be)
-            Gs = st.G.sum(0)
-            Cs = st.C.sum(0)
-            yys = st.yy.sum(0)
-            if method == "ols":
-                beta, Ginv = _solve_sym(Gs, Cs)
-                rss = np.maximum(yys - np.einsum("kc,kc->c", beta, Cs), 0.0)
-                se = np.sqrt(np.outer(np.diag(Ginv), rss / df))
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    tval[:, sl] = beta / se
-            else:
-                rho = ar_full.rho(st, self.ar1_bins)
-                rho_all[sl] = rho
-                bz, t, _ = ar_full.fit(st, rho)
-                beta = bz[:K]
-                tval[:, sl] = t
-            coef[:, sl] = beta
-            icpt[:, sl] = st.ybar - st.xbar @ beta
-            with np.errstate(invalid="ignore", divide="ignore"):
-                r2[sl] = 1.0 - (yys - 2 * np.einsum("kc,kc->c", beta, Cs)
-                                + np.einsum("kc,kc->c", beta, Gs @ beta)) / yys
-            if do_cv:
-                for f in range(R):
-                    if method == "ols":
-                        bf, _ = _solve_sym(Gs - st.G[f], Cs - st.C[f])
-                    else:
-                        bf = ar_folds[f].fit(st, rho)[0][:K]
-                    cvr[f, sl], cvr2[f, sl] = _fold_r(bf, st.C[f], st.G[f], st.yy[f])
+            with ctl.limit(limits=1, user_api="blas"):
+                self._glm_chunk(st, method, design, df, K, R, do_cv, sl, coef, tval, icpt, r2,
+                                cvr, cvr2, rho_all, ar_full if method == "ar1" else None,
+                                ar_folds if method == "ar1" else None)
+        self._rcache = None
         self.n_features_in_ = K
         self.n_runs_ = R
         self.n_targets_ = V
@@ -691,7 +722,40 @@ class VoxelwiseEncoder(RegressorMixin, BaseEstimator):
         self._y_1d = y_1d
         return self
 
+    def _glm_chunk(self, st, method, design, df, K, R, do_cv, sl, coef, tval, icpt, r2, cvr,
+                   cvr2, rho_all, ar_full, ar_folds):
+        Gs = st.G.sum(0)
+        Cs = st.C.sum(0)
+        yys = st.yy.sum(0)
+        if method == "ols":
+            beta, Ginv = _solve_sym(Gs, Cs)
+            rss = np.maximum(yys - np.einsum("kc,kc->c", beta, Cs), 0.0)
+            se = np.sqrt(np.outer(np.diag(Ginv), rss / df))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                tval[:, sl] = beta / se
+        else:
+            rho = ar_full.rho(st, self.ar1_bins)
+            rho_all[sl] = rho
+            bz, t, _ = ar_full.fit(st, rho)
+            beta = bz[:K]
+            tval[:, sl] = t
+        coef[:, sl] = beta
+        icpt[:, sl] = st.ybar - st.xbar @ beta
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r2[sl] = 1.0 - (yys - 2 * np.einsum("kc,kc->c", beta, Cs)
+                            + np.einsum("kc,kc->c", beta, Gs @ beta)) / yys
+        if do_cv:
+            for f in range(R):
+                if method == "ols":
+                    bf, _ = _solve_sym(Gs - st.G[f], Cs - st.C[f])
+                else:
+                    bf = ar_folds[f].fit(st, rho)[0][:K]
+                cvr[f, sl], cvr2[f, sl] = _fold_r(bf, st.C[f], st.G[f], st.yy[f])
+
     def _ridge_chunk(self, st, blk, R, alphas, do_cv, sl, coef, icpt, r2, cvr, cvr2, alph, scores):
+        if getattr(self, "_rcache", None) is None or self._rcache.blk is not blk:
+            self._rcache = _RidgeCache(st.n, st.xbar, st.G, blk)
+        cache = self._rcache
         nb = len(blk.bounds)
         allb = np.arange(nb)
 
@@ -705,12 +769,12 @@ class VoxelwiseEncoder(RegressorMixin, BaseEstimator):
             return groups
 
         def choose(train):
-            sc = _ridge_scores(st, blk, train, inner_folds(train), alphas, self.scoring)
+            sc = _ridge_scores(st, cache, train, inner_folds(train), alphas, self.scoring)
             best = np.argmax(np.where(np.isnan(sc), -np.inf, sc), axis=0)
             return alphas[best], sc
 
         a_v, sc = choose(allb)
-        beta = _ridge_fit(st, blk, allb, a_v)
+        beta = _ridge_fit(st, cache, allb, a_v)
         coef[:, sl] = beta
         alph[sl] = a_v
         scores[:, sl] = sc
@@ -735,7 +799,7 @@ class VoxelwiseEncoder(RegressorMixin, BaseEstimator):
             for f in range(R):
                 train = allb[blk.run != f]
                 a_f, _ = choose(train)
-                bf = _ridge_fit(st, blk, train, a_f)
+                bf = _ridge_fit(st, cache, train, a_f)
                 Gr, Cr, yyr = runstats[f]
                 cvr[f, sl], cvr2[f, sl] = _fold_r(bf, Cr, Gr, yyr)
 
