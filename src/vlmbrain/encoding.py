@@ -135,53 +135,52 @@ class _ChunkStats:
     ylast: np.ndarray | None = None   # (R, c)
 
 
-def _numpy_chunk_products(Xc_list, Y, bounds, lag):
-    """GEMMs of one chunk in Y's dtype. Returns per run dict of float64 arrays.
-
-    Without lag terms this is one GEMM ``[Xc_r, 1]ᵀ Y_r`` (cross products and column
-    sums) and one pass for the sums of squares; columns whose mean is large compared
-    with their spread (cancellation in ``Σy² − n ȳ²`` or in the float32 GEMM) are
-    recomputed from explicitly centred float64 data.
-    """
-    out = []
-    for Xc, (a, b) in zip(Xc_list, bounds):
-        Yr = Y[a:b]
-        n = b - a
-        K = Xc.shape[1]
-        if not lag:
-            Z = np.empty((n, K + 1), Yr.dtype)
-            Z[:, :K] = Xc
-            Z[:, K] = 1.0
-            CZ = (Z.T @ Yr).astype(np.float64)
-            ybar = CZ[K] / n
-            ss = np.einsum("ij,ij->j", Yr, Yr).astype(np.float64)
-            yy = ss - n * ybar * ybar
-            C = CZ[:K]
-            with np.errstate(invalid="ignore"):
-                bad = np.flatnonzero(~(yy * 16.0 > ss))
-            if bad.size:
-                Yb = Yr[:, bad].astype(np.float64)
-                mb = Yb.mean(axis=0)
-                Yb -= mb
-                ybar[bad] = mb
-                C[:, bad] = Xc.T @ Yb
-                yy[bad] = np.einsum("ij,ij->j", Yb, Yb)
-            out.append(dict(ybar=ybar, C=C, yy=yy))
-            continue
-        ybar = Yr.mean(axis=0, dtype=np.float64)
-        Yc = Yr - ybar.astype(Yr.dtype)
-        Xs = Xc.astype(Yr.dtype)
-        C = (Xs.T @ Yc).astype(np.float64)
-        yy = np.einsum("ij,ij->j", Yc, Yc).astype(np.float64)
-        d = dict(ybar=ybar, C=C, yy=yy)
-        Z = np.concatenate([Xs, np.ones((n, 1), Xs.dtype)], axis=1)
-        d["Cp"] = (Z[:-1].T @ Yc[1:]).astype(np.float64)
-        d["Cm"] = (Z[1:].T @ Yc[:-1]).astype(np.float64)
-        d["yl"] = np.einsum("ij,ij->j", Yc[1:], Yc[:-1]).astype(np.float64)
-        d["yfirst"] = Yc[0].astype(np.float64)
-        d["ylast"] = Yc[-1].astype(np.float64)
-        out.append(d)
+def _numpy_raw_moments(Z, Yr, lag):
+    """Raw moments of one run block: ``Zᵀ Y``, ``Σ y²`` (+ lag-1 terms). ``Z = [Xc_r, 1]``."""
+    out = {"CZ": Z.T @ Yr, "ss": np.einsum("ij,ij->j", Yr, Yr)}
+    if lag:
+        out["P"] = Z[:-1].T @ Yr[1:]           # Σ z_{t-1} y_t
+        out["M"] = Z[1:].T @ Yr[:-1]           # Σ z_t y_{t-1}
+        out["yl"] = np.einsum("ij,ij->j", Yr[1:], Yr[:-1])
     return out
+
+
+def _centred_moments(raw, Xc, Yr, lag):
+    """Run-centred statistics from raw moments (float64); exact recomputation for columns
+    whose mean is large compared with their spread (cancellation in float32)."""
+    n, K = Xc.shape
+    CZ = raw["CZ"].astype(np.float64)
+    ybar = CZ[K] / n
+    ss = raw["ss"].astype(np.float64)
+    yy = ss - n * ybar * ybar
+    d = dict(C=CZ[:K].astype(np.float32), ybar=ybar, yy=yy)
+    if lag:
+        y0 = Yr[0].astype(np.float64)
+        yL = Yr[-1].astype(np.float64)
+        head = np.append(-Xc[-1], n - 1.0)     # Σ_{t<n-1} z_t  (Σ xc = 0)
+        tail = np.append(-Xc[0], n - 1.0)      # Σ_{t>=1} z_t
+        d["Cp"] = (raw["P"] - np.outer(head, ybar)).astype(np.float32)
+        d["Cm"] = (raw["M"] - np.outer(tail, ybar)).astype(np.float32)
+        d["yl"] = raw["yl"].astype(np.float64) - ybar * (2 * CZ[K] - y0 - yL) + (n - 1) * ybar**2
+        d["yfirst"] = y0 - ybar
+        d["ylast"] = yL - ybar
+    with np.errstate(invalid="ignore"):
+        bad = np.flatnonzero((yy * 16.0 <= ss) & np.isfinite(ss))
+    if bad.size:
+        Yb = Yr[:, bad].astype(np.float64)
+        mb = Yb.mean(axis=0)
+        Yb -= mb
+        d["ybar"][bad] = mb
+        d["C"][:, bad] = Xc.T @ Yb
+        d["yy"][bad] = np.einsum("ij,ij->j", Yb, Yb)
+        if lag:
+            Zb = np.concatenate([Xc, np.ones((n, 1))], axis=1)
+            d["Cp"][:, bad] = Zb[:-1].T @ Yb[1:]
+            d["Cm"][:, bad] = Zb[1:].T @ Yb[:-1]
+            d["yl"][bad] = np.einsum("ij,ij->j", Yb[1:], Yb[:-1])
+            d["yfirst"][bad] = Yb[0]
+            d["ylast"][bad] = Yb[-1]
+    return d
 
 
 class _Design:
@@ -195,24 +194,56 @@ class _Design:
         self.G = np.stack([x.T @ x for x in self.Xc])
         self.K = X.shape[1]
 
-    def stats(self, Y, start, lag, backend):
+    def all_stats(self, Y, lag, backend, col_block=32768):
+        """Per-run statistics for every column of ``Y`` (row blocks read contiguously)."""
+        R, V = len(self.bounds), Y.shape[1]
+        K = self.K
+        C = np.empty((R, K, V), np.float32)
+        ybar = np.empty((R, V))
+        yy = np.empty((R, V))
         if lag:
-            _check_y_finite(Y, start)
-        with np.errstate(invalid="ignore", over="ignore"):   # non-finite columns: checked below
-            if backend is None:
-                parts = _numpy_chunk_products(self.Xc, Y, self.bounds, lag)
-            else:
-                parts = backend.chunk_products(self.Xc, Y, self.bounds, lag)
-        st = _ChunkStats(n=self.n, xbar=self.xbar, G=self.G,
-                         C=np.stack([p["C"] for p in parts]),
-                         ybar=np.stack([p["ybar"] for p in parts]),
-                         yy=np.stack([p["yy"] for p in parts]))
-        if not np.all(np.isfinite(st.yy)):   # NaN/inf anywhere in a column reaches yy
-            _check_y_finite(Y, start)
+            Cp = np.empty((R, K + 1, V), np.float32)
+            Cm = np.empty((R, K + 1, V), np.float32)
+            yl, yf, ylast = np.empty((R, V)), np.empty((R, V)), np.empty((R, V))
+        for r, (a, b) in enumerate(self.bounds):
+            Z = np.empty((b - a, K + 1), Y.dtype)
+            Z[:, :K] = self.Xc[r]
+            Z[:, K] = 1.0
+            for c0 in range(0, V, col_block):
+                sl = slice(c0, min(V, c0 + col_block))
+                Yr = Y[a:b, sl]
+                with np.errstate(invalid="ignore", over="ignore"):   # non-finite: checked below
+                    raw = (_numpy_raw_moments(Z, Yr, lag) if backend is None
+                           else backend.raw_moments(Z, Yr, lag))
+                    d = _centred_moments(raw, self.Xc[r], Yr, lag)
+                C[r, :, sl], ybar[r, sl], yy[r, sl] = d["C"], d["ybar"], d["yy"]
+                if lag:
+                    Cp[r, :, sl], Cm[r, :, sl] = d["Cp"], d["Cm"]
+                    yl[r, sl], yf[r, sl], ylast[r, sl] = d["yl"], d["yfirst"], d["ylast"]
+        bad = ~np.all(np.isfinite(yy), axis=0)
         if lag:
-            for key in ("Cp", "Cm", "yl", "yfirst", "ylast"):
-                setattr(st, key, np.stack([p[key] for p in parts]))
+            bad |= ~np.all(np.isfinite(yl), axis=0)
+        if bad.any():
+            idx = np.flatnonzero(bad)
+            raise DimensionError(
+                f"Input y contains NaN or inf values in {idx.size} column(s) (first: "
+                f"{idx[:5].tolist()}); pass only valid grayordinates, e.g. Y[:, valid] with "
+                "BrainData.valid, and write NaN for the others.")
+        st = _ChunkStats(n=self.n, xbar=self.xbar, G=self.G, C=C, ybar=ybar, yy=yy)
+        if lag:
+            st.Cp, st.Cm, st.yl, st.yfirst, st.ylast = Cp, Cm, yl, yf, ylast
         return st
+
+
+def _cols(st, sl):
+    """Column slice of all-V statistics, float64."""
+    out = _ChunkStats(n=st.n, xbar=st.xbar, G=st.G, C=st.C[:, :, sl].astype(np.float64),
+                      ybar=st.ybar[:, sl], yy=st.yy[:, sl])
+    if st.Cp is not None:
+        out.Cp = st.Cp[:, :, sl].astype(np.float64)
+        out.Cm = st.Cm[:, :, sl].astype(np.float64)
+        out.yl, out.yfirst, out.ylast = st.yl[:, sl], st.yfirst[:, sl], st.ylast[:, sl]
+    return out
 
 
 def _solve_sym(G, C):
@@ -533,8 +564,10 @@ class VoxelwiseEncoder(RegressorMixin, BaseEstimator):
         ≥ 2 runs, otherwise skipped (``cv_r_ = None``, logged). ``True`` with one run
         raises :class:`~vlmbrain.errors.DimensionError`.
     chunk_size : int, default=8192
-        Columns of ``Y`` processed at once; extra memory ≈ ``chunk_size × n_timepoints``
-        × 8 bytes. Smaller = less memory, more Python overhead.
+        Columns handled at once by the K × K algebra (and the column width of the blocks
+        read from ``Y``, at least 4096). Memory beyond ``Y`` and the outputs: the per-run
+        statistics, ``4 × n_runs × (n_atoms + 1) × n_grayordinates`` bytes (× 3 for AR(1)),
+        plus temporaries ∝ ``chunk_size``. ``Y`` itself is never copied.
     dtype : {"float32", "float64"}, default="float32"
         Precision of the big GEMM (``Xᵀ Y``) and of ``Y`` chunks; every small solve
         and all accumulated statistics are float64.
@@ -680,19 +713,22 @@ class VoxelwiseEncoder(RegressorMixin, BaseEstimator):
                          for f in range(R)] if do_cv else [])
         cs = int(self.chunk_size)
         ctl = ThreadpoolController()
+        # one pass over Y (row blocks of each run, read contiguously): the big GEMMs use the
+        # BLAS threads; the K x K algebra then runs per column chunk, single-threaded
+        # (multi-threaded BLAS on 64 x 64 problems is slower, badly so on a busy machine)
+        if method == "ridge":
+            st_all = bdesign.all_stats(Y, False, be, col_block=max(cs, 4096))
+        else:
+            st_all = design.all_stats(Y, method == "ar1", be, col_block=max(cs, 4096))
         for start in range(0, V, cs):
             stop = min(V, start + cs)
-            Yc = Y[:, start:stop]
             sl = slice(start, stop)
-            # the big GEMM uses the BLAS threads; the K x K algebra runs single-threaded
-            # (multi-threaded BLAS on 64 x 64 problems is slower, badly so on a busy machine)
+            st = _cols(st_all, sl)
             if method == "ridge":
-                st = bdesign.stats(Yc, start, False, be)
                 with ctl.limit(limits=1, user_api="blas"):
                     self._ridge_chunk(st, blk, R, alphas, do_cv, sl, coef, icpt, r2, cvr, cvr2,
                                       alph, scores)
                 continue
-            st = design.stats(Yc, start, method == "ar1", be)
             with ctl.limit(limits=1, user_api="blas"):
                 self._glm_chunk(st, method, design, df, K, R, do_cv, sl, coef, tval, icpt, r2,
                                 cvr, cvr2, rho_all, ar_full if method == "ar1" else None,
