@@ -59,10 +59,10 @@ def demo_summary(run_dir) -> str | None:
     cm = run_dir / "analysis" / "crossmodal.tsv"
     if cm.is_file():
         table = pd.read_csv(cm, sep="\t")
-        if "dice" in table.columns and "model" in table.columns:
-            dice = table.groupby("model")["dice"].first()
-            lines.append("  branch overlap (Dice of significant maps): " +
-                         ", ".join(f"{m} {d:.2f}" for m, d in dice.items()))
+        whole = table[table["network"] == "all"] if "network" in table.columns else table.iloc[0:0]
+        if len(whole):
+            lines.append("  branch overlap, Dice of the significant maps (segregated < shared): " + ", ".join(
+                f"{r.model_a} {r.branch_a}/{r.branch_b} {r.dice:.2f}" for r in whole.itertuples()))
     lines.append(f"  report: {run_dir / 'report' / 'index.html'}")
     return "\n".join(lines)
 

@@ -16,11 +16,17 @@ import pandas as pd
 from vlmbrain.signal import convolve_hrf, zscore_runs
 
 #: (network, attribute, sign): what the phantom plants. ``stimulus_on`` is 1 outside rest.
+#: Low-level image statistics drive Visual1, texture drives Visual2, the speed of the moving
+#: objects drives Dorsal Attention (motion), the caption's spatial semantics ("above",
+#: "left of") drive Language, and Default is deactivated while the movie plays. These
+#: attributes are chosen to be weakly correlated within the movie (|r| <= 0.36), so that each
+#: network's response is identifiable; a scene change is a temporal event that frame-wise
+#: models cannot represent, so it is not planted.
 PLANTED: tuple[tuple[str, str, int], ...] = (
     ("Visual1", "edge_energy", +1),
-    ("Visual2", "motion_energy", +1),
-    ("Dorsal Attention", "scene_change", +1),
-    ("Language", "caption_words", +1),
+    ("Visual2", "texture_striped", +1),
+    ("Dorsal Attention", "speed", +1),
+    ("Language", "sem_spatial", +1),
     ("Default", "stimulus_on", -1),
 )
 
@@ -68,7 +74,9 @@ def make_phantom(
     ----------
     attributes : pandas.DataFrame of shape (n_timepoints, n_attributes)
         Stimulus attributes per TR (e.g. :attr:`vlmbrain.toyworld.ToyMovie.attributes`); the
-        pseudo-attribute ``stimulus_on`` is derived from the ``rest`` column.
+        pseudo-attribute ``stimulus_on`` is derived from the ``rest`` column. Content
+        attributes are standardised over the movie TRs and held at their movie mean during
+        rest before the HRF convolution.
     runs : ndarray of shape (n_timepoints,)
     network_labels : ndarray of shape (n_grayordinates,), int
         Network id of every grayordinate (0 = none), e.g. CAB-NP.
@@ -100,10 +108,17 @@ def make_phantom(
     drivers = {}
     weights = np.zeros((len(planted), V), dtype=np.float32)
     rows = []
+    movie = ~attrs["rest"].astype(bool).to_numpy()
     for i, (net, attr, sign) in enumerate(planted):
         if net not in by_name:
             raise KeyError(f"network {net!r} not in the atlas ({sorted(by_name)})")
-        raw = attrs[attr].to_numpy(float)[:, None]
+        raw = attrs[attr].to_numpy(float)
+        if attr != "stimulus_on" and movie.any():
+            # fluctuations within the movie only: rest TRs sit at the movie mean, so that
+            # content attributes do not also carry the movie-on/off contrast of Default
+            sd = raw[movie].std()
+            raw = np.where(movie, (raw - raw[movie].mean()) / (sd if sd > 0 else 1.0), 0.0)
+        raw = raw[:, None]
         conv = convolve_hrf(raw, runs, tr, model="spm")
         z, _ = zscore_runs(conv, runs)
         drivers[net] = z[:, 0]
