@@ -978,9 +978,10 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
     shifted design is far from the original; default ``min_shift = max(20, T // 20)``
     TRs, well beyond the HRF). For speed the candidate lags are the multiples of the
     largest divisor ``d`` of ``T`` that still leaves at least ``n_shifts`` candidates
-    (the FFT then has length ``T / d``); ``n_shifts`` of them are drawn without
-    replacement with ``numpy.random.default_rng(random_state)``. Reproducible from the
-    seed.
+    (the FFT then has length ``T / d``); the null uses ``n_shifts`` *consecutive*
+    candidates starting at a position drawn with ``numpy.random.default_rng(random_state)``
+    (distinct shifts, reproducible from the seed; e.g. T = 3600, 1000 shifts: every 3rd
+    lag, 1000 of the ~1130 admissible ones).
 
     Parameters
     ----------
@@ -1030,7 +1031,11 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
     L = T // d
     cand = np.array([j for j in range(L) if min_shift <= d * j <= T - min_shift])
     rng = np.random.default_rng(random_state)
-    jsel = np.sort(rng.choice(cand, size=n_shifts, replace=False))
+    # n_shifts consecutive candidate lags from a random start (a contiguous block of the
+    # FFT output, read without a gather)
+    j0 = int(rng.integers(0, cand.size - n_shifts + 1))
+    jsel = cand[j0:j0 + n_shifts]
+    js = slice(int(jsel[0]), int(jsel[-1]) + 1)
     shifts = jsel * d
     # design: run-centred atoms, orthonormalised  Q = Xc L^{-T}, beta = L^{-T} Q'Y
     design = _Design(X, bounds)
@@ -1085,7 +1090,7 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
         H = Yh[0] * Qh[0]                                                       # (c, K, F)
         for p in range(1, d):
             H += Yh[p] * Qh[p]
-        P = sfft.irfft(H, n=L, axis=-1)[:, :, jsel]                           # (c, K, S)
+        P = sfft.irfft(H, n=L, axis=-1)[:, :, js]                             # (c, K, S) view
         del H
         ess = np.einsum("cks,cks->cs", P, P)                                   # sigma units
         Z = np.matmul(Mz, P)                                                    # (c, K, S)
