@@ -195,15 +195,18 @@ def evaluate_clip(model, tokenizer, n: int = 1024, group: int = GROUP) -> dict:
 
 def train_clip(seed: int = 0, steps: int | None = None, batch_size: int | None = None, lr: float | None = None,
                max_seconds: float | None = None, threads: int | None = 2, log_every: int = 50,
-               device: str = "cpu"):
+               device: str = "cpu", sampler=None):
     """Train the toy CLIP from scratch.
+
+    ``sampler(rng, n) -> (frames, captions)`` draws each step's batch (default :func:`sample_pairs`:
+    fresh scenes every step). Other parameters default to :data:`DEFAULTS`.
 
     Returns
     -------
     model : transformers.CLIPModel
     tokenizer : transformers.PreTrainedTokenizerFast
     record : dict
-        Steps, losses (first / final, averaged over 20 steps), seconds.
+        Steps, losses (first / final, averaged over 20 steps; ``losses`` every step), seconds.
     """
     torch = _setup_torch(seed, threads, device)
     from transformers import CLIPModel
@@ -218,12 +221,13 @@ def train_clip(seed: int = 0, steps: int | None = None, batch_size: int | None =
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05, betas=(0.9, 0.98))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, steps, max(1, steps // 20)))
+    sampler = sampler or sample_pairs
     rng = np.random.default_rng([seed, 1])
     losses = []
     t0 = time.perf_counter()
     done = 0
     for step in range(steps):
-        frames, captions = sample_pairs(rng, batch_size)
+        frames, captions = sampler(rng, batch_size)
         img, txt = _clip_encode(model, tokenizer, frames, captions, device)
         img = torch.nn.functional.normalize(img, dim=-1)
         txt = torch.nn.functional.normalize(txt, dim=-1)
@@ -252,6 +256,7 @@ def train_clip(seed: int = 0, steps: int | None = None, batch_size: int | None =
         "seconds": round(time.perf_counter() - t0, 1),
         "loss_first": float(np.mean(losses[:20])), "loss_final": float(np.mean(losses[-20:])),
         "stopped_by_wall_clock": done < steps,
+        "losses": losses,
     }
     return model, tokenizer, record
 
@@ -355,8 +360,10 @@ def evaluate_meter(model, tokenizer, n: int = 1024, seed_offset: int = 1) -> dic
 
 def train_meter(seed: int = 0, steps: int | None = None, batch_size: int | None = None, lr: float | None = None,
                 max_seconds: float | None = None, threads: int | None = 2, log_every: int = 50,
-                device: str = "cpu"):
+                device: str = "cpu", sampler=None):
     """Train the toy METER from scratch with ITM + MLM.
+
+    ``sampler(rng, n) -> (frames, captions)`` draws each step's batch (default :func:`sample_pairs`).
 
     Returns
     -------
@@ -376,13 +383,14 @@ def train_meter(seed: int = 0, steps: int | None = None, batch_size: int | None 
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, steps, max(1, steps // 20)))
+    sampler = sampler or sample_pairs
     rng = np.random.default_rng([seed, 2])
     itm_losses, mlm_losses = [], []
     t0 = time.perf_counter()
     done = 0
     half = batch_size // 2
     for step in range(steps):
-        frames, captions = sample_pairs(rng, batch_size)
+        frames, captions = sampler(rng, batch_size)
         px = pixel_values(frames).to(device)
         # One forward pass: the first half keeps its captions (ITM label 1, MLM loss), the second
         # half gets another scene's caption (ITM label 0). Both halves are masked the same way so
@@ -418,6 +426,8 @@ def train_meter(seed: int = 0, steps: int | None = None, batch_size: int | None 
         "itm_loss_first": float(np.mean(itm_losses[:20])), "itm_loss_final": float(np.mean(itm_losses[-20:])),
         "mlm_loss_first": float(np.mean(mlm_losses[:20])), "mlm_loss_final": float(np.mean(mlm_losses[-20:])),
         "stopped_by_wall_clock": done < steps,
+        "itm_losses": itm_losses,
+        "mlm_losses": mlm_losses,
     }
     return model, tokenizer, record
 
@@ -454,7 +464,7 @@ def _versions() -> dict:
 
 def run(kind: str, seed: int, out: str | Path, steps: int | None = None, max_seconds: float | None = None,
         threads: int | None = 2, eval_n: int = 1024, argv: list[str] | None = None, lr: float | None = None,
-        batch_size: int | None = None, device: str = "cpu") -> dict:
+        batch_size: int | None = None, device: str = "cpu", quick_n: int = QUICK_N) -> dict:
     """Train, evaluate and save one toy model into ``out/<kind>``; returns the training record."""
     if kind not in ("clip", "meter"):
         raise ConfigError(f"model={kind!r} is not a toy model; use 'clip', 'meter' or 'all'.")
@@ -465,14 +475,19 @@ def run(kind: str, seed: int, out: str | Path, steps: int | None = None, max_sec
         model = model.cpu()
         save_clip(model, tokenizer, folder)
         held = evaluate_clip(model, tokenizer, n=eval_n)
-        quick = evaluate_clip(model, tokenizer, n=QUICK_N)
+        quick = evaluate_clip(model, tokenizer, n=quick_n)
     else:
         model, tokenizer, record = train_meter(seed=seed, steps=steps, max_seconds=max_seconds, threads=threads,
                                                lr=lr, batch_size=batch_size, device=device)
         model = model.cpu()
         save_meter(model, tokenizer, folder)
         held = evaluate_meter(model, tokenizer, n=eval_n)
-        quick = evaluate_meter(model, tokenizer, n=QUICK_N)
+        quick = evaluate_meter(model, tokenizer, n=quick_n)
+    for key in ("losses", "itm_losses", "mlm_losses"):  # per-step curves: keep 50-step means in the record
+        if key in record:
+            curve = record.pop(key)
+            record[key.replace("losses", "loss_curve_50")] = [
+                round(float(np.mean(curve[i:i + 50])), 4) for i in range(0, len(curve), 50)]
     info = {
         "model": kind,
         "command": "python -m vlmbrain.toyworld.train " + " ".join(argv if argv is not None else sys.argv[1:]),
