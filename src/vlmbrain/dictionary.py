@@ -101,24 +101,46 @@ def sparse_encode_gram(G, B, alpha, A0=None, max_iter=200, tol=1e-6):
     A = np.zeros_like(B) if A0 is None else np.array(A0, dtype=np.float64)
     R = B - G @ A                     # R = Dᵀ(x − D a): correlations with the residual
     diag = np.diag(G).copy()
+    n = B.shape[1]
+    active = np.arange(n)             # columns are independent problems: drop converged ones
     it = 0
     for it in range(1, max_iter + 1):
-        max_delta = 0.0
+        full = active.size == n
+        Ra = R if full else R[:, active]
+        Aa = A if full else A[:, active]
+        colmax = np.zeros(active.size)
+        u = np.empty(active.size)
+        a_new = np.empty(active.size)
         for k in range(K):
             gk = diag[k]
             if gk <= 0:
                 continue
-            a_old = A[k]
-            u = R[k] + gk * a_old
-            a_new = np.sign(u) * np.maximum(np.abs(u) - alpha, 0.0) / gk
+            a_old = Aa[k]
+            np.multiply(a_old, gk, out=u)
+            u += Ra[k]
+            np.maximum(u, -alpha, out=a_new)         # soft threshold: u - clip(u, -λ, λ)
+            np.minimum(a_new, alpha, out=a_new)
+            np.subtract(u, a_new, out=a_new)
+            a_new /= gk
             delta = a_new - a_old
-            md = np.abs(delta).max() if delta.size else 0.0
-            if md > 0:
-                R -= np.outer(G[:, k], delta)
-                A[k] = a_new
-                max_delta = max(max_delta, md)
-        if max_delta <= tol * max(1.0, np.abs(A).max() if A.size else 0.0):
+            nz = delta.nonzero()[0]
+            if nz.size:
+                dz = delta[nz]
+                if nz.size * 4 > delta.size:
+                    Ra -= np.outer(G[:, k], delta)
+                else:                     # sparse codes: update only the columns that moved
+                    Ra[:, nz] -= G[:, k:k + 1] * dz
+                Aa[k] = a_new
+                np.maximum.at(colmax, nz, np.abs(dz)) if nz.size < 64 else \
+                    np.maximum(colmax, np.abs(delta), out=colmax)
+        if not full:
+            R[:, active] = Ra
+            A[:, active] = Aa
+        thr = tol * max(1.0, np.abs(A).max() if A.size else 0.0)
+        keep = colmax > thr
+        if not keep.any():
             break
+        active = active[keep]
     return A, it
 
 
@@ -190,11 +212,11 @@ class TemporalDictionary(BaseEstimator):
         λ, the ℓ1 penalty on the codes (for unit-norm columns).
     batch_size : int, default=1024
         Columns (ANs) per online mini-batch.
-    n_epochs : int, default=2
+    n_epochs : int, default=1
         Online mini-batch passes over the shuffled columns (0 = skip the online phase).
     max_iter : int, default=30
         Maximum full-batch refinement iterations (codes for all columns, then atoms).
-    tol : float, default=1e-5
+    tol : float, default=1e-4
         Refinement stops when the relative objective decrease is below ``tol``.
     normalize : bool, default=True
         Centre each column of X and scale it to unit ℓ2 norm inside ``fit`` (METHOD.md
@@ -220,8 +242,8 @@ class TemporalDictionary(BaseEstimator):
         Unused atoms re-seeded from data columns.
     """
 
-    def __init__(self, n_atoms=64, alpha=0.1, *, batch_size=1024, n_epochs=2, max_iter=30,
-                 tol=1e-5, normalize=True, lasso_max_iter=100, random_state=None):
+    def __init__(self, n_atoms=64, alpha=0.1, *, batch_size=1024, n_epochs=1, max_iter=30,
+                 tol=1e-4, normalize=True, lasso_max_iter=100, random_state=None):
         self.n_atoms = n_atoms
         self.alpha = alpha
         self.batch_size = batch_size
