@@ -56,6 +56,7 @@ def test_run_clip_writes_a_loadable_folder(tmp_path):
     assert rec["command"] == "python -m vlmbrain.toyworld.train --model clip"
     assert rec["heldout"] == info["heldout"] and rec["heldout"]["chance"] == 1 / 32
     assert len(rec["loss_curve_50"]) == 1 and "torch" in rec["versions"]
+    assert json.loads((folder / "tokenizer_config.json").read_text())["tokenizer_class"] == "PreTrainedTokenizerFast"
     from vlmbrain.models import load_readout
 
     readout = load_readout(str(folder), site="hidden")

@@ -33,6 +33,7 @@ def test_weights_are_small_and_documented(kind):
     assert rec["trained"] is True and rec["seed"] == 0 and rec["steps"] == rec["steps_planned"]
     assert not rec["stopped_by_wall_clock"] and rec["seconds"] < 8 * 60
     assert rec["reproduce_command"].startswith("python -m vlmbrain.toyworld.train --model " + kind)
+    assert json.loads((folder / "tokenizer_config.json").read_text())["tokenizer_class"] == "PreTrainedTokenizerFast"
 
 
 def test_clip_reproduces_stored_heldout_metrics(clip):

@@ -124,6 +124,19 @@ def _device_of(model) -> str:
     return str(next(model.parameters()).device)
 
 
+def save_tokenizer(tokenizer, out: str | Path) -> None:
+    """``tokenizer.save_pretrained(out)`` with ``tokenizer_class = "PreTrainedTokenizerFast"``.
+
+    transformers 5 writes its own class name (``TokenizersBackend``), which transformers 4's
+    ``AutoTokenizer`` does not know; ``PreTrainedTokenizerFast`` loads in both.
+    """
+    tokenizer.save_pretrained(out)
+    path = Path(out) / "tokenizer_config.json"
+    cfg = json.loads(path.read_text())
+    cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
+    path.write_text(json.dumps(cfg, indent=2) + "\n")
+
+
 # ----------------------------------------------------------------------------- CLIP
 def toy_clip_config(vocab_size: int, pad_id: int, bos_id: int, eos_id: int):
     """The ``CLIPConfig`` of the toy CLIP (64 px, patch 8; widths 128; 3 layers per tower)."""
@@ -268,7 +281,7 @@ def save_clip(model, tokenizer, out: str | Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
+    save_tokenizer(tokenizer, out)
     CLIPImageProcessor(
         size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
         image_mean=list(CLIP_MEAN), image_std=list(CLIP_STD),
@@ -448,7 +461,7 @@ def save_meter(model, tokenizer, out: str | Path) -> Path:
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(out / "model.safetensors"), metadata={"format": "pt", "model": "vlmbrain-toy-meter"})
     (out / "config.json").write_text(json.dumps(meter_config_dict(model.config), indent=2) + "\n")
-    tokenizer.save_pretrained(out)
+    save_tokenizer(tokenizer, out)
     return out
 
 
