@@ -215,6 +215,14 @@ def test_errors(kwargs, match):
 def test_parse_caption_rejects_garbage():
     with pytest.raises(ConfigError, match="does not follow the toy-world grammar"):
         parse_caption("hello world")
+    with pytest.raises(ConfigError, match="has no verb"):
+        parse_caption("two small red circles")
+    with pytest.raises(ConfigError, match="unknown verb 'fly'"):
+        parse_caption("two small red circles fly")
+    with pytest.raises(ConfigError, match=r"'stay' must be followed by one of \['still'\], got 'left'"):
+        parse_caption("two small red circles stay left")
+    with pytest.raises(ConfigError, match="unknown relation 'near'"):
+        parse_caption("a small red circle stays still near a blue square")
 
 
 def test_frames_reproducible_from_scenes(movie):
@@ -222,3 +230,26 @@ def test_frames_reproducible_from_scenes(movie):
         scene = movie.scenes[movie.segments[i]]
         np.testing.assert_array_equal(render_scene(scene, movie.frame_times[i]), movie.frames[i])
         assert caption_scene(scene) == movie.captions[i]
+
+
+def test_caption_count_matches_drawn_blobs():
+    """Connected blobs of non-background pixels = objects named by the caption.
+
+    Objects of a group are placed with centre distance >= 2 r + 2 px; squares and diamonds reach
+    beyond r, so two of them can touch (about 0.1 % of frames, seen as one blob); never more blobs.
+    """
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    merged = total = 0
+    for _ in range(300):
+        scene = sample_scene(rng, duration=12.0)
+        parsed = parse_caption(caption_scene(scene))
+        want = parsed["count"] + (1 if parsed["relation"] else 0)
+        for t in (0.0, 6.0, 12.0):
+            frame = render_scene(scene, t)
+            n = ndimage.label(np.any(frame != scene.background, axis=-1))[1]
+            assert n <= want
+            merged += n < want
+            total += 1
+    assert merged / total < 0.01

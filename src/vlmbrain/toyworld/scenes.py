@@ -12,7 +12,7 @@ seconds since the scene (segment) started.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -127,7 +127,6 @@ class Scene:
     background: int
     image_size: int
     duration: float
-    extra: dict = field(default_factory=dict, compare=False)
 
     @property
     def groups(self) -> list[Group]:
@@ -349,11 +348,16 @@ def parse_caption(caption: str) -> dict:
         return out, i + 2
 
     parsed, i = noun_phrase(0)
-    if i + 1 >= len(words) + 0 and i >= len(words):
+    if i >= len(words):
         raise ConfigError(f"caption {caption!r} has no verb.")
-    parsed["direction"] = words[i + 1] if i + 1 < len(words) else None
-    if parsed["direction"] not in DIRECTIONS:
-        raise ConfigError(f"caption {caption!r} has an unknown motion {parsed['direction']!r}.")
+    verb = words[i]
+    if verb not in ("move", "moves", "stay", "stays"):
+        raise ConfigError(f"caption {caption!r} has an unknown verb {verb!r}; expected move(s) or stay(s).")
+    direction = words[i + 1] if i + 1 < len(words) else None
+    allowed = ("still",) if verb.startswith("stay") else ("left", "right", "up", "down")
+    if direction not in allowed:
+        raise ConfigError(f"caption {caption!r}: {verb!r} must be followed by one of {list(allowed)}, got {direction!r}.")
+    parsed["direction"] = direction
     i += 2
     parsed["relation"] = None
     if i < len(words):
