@@ -8,6 +8,7 @@ max |beta_null − brute-force beta| over the timed shifts on a subset of column
 
     python benchmarks/bench_shift_null.py            # T=3600, V=91282, K=64, 1000 shifts
     python benchmarks/bench_shift_null.py --quick    # V=5000
+    python benchmarks/bench_shift_null.py --backend torch --device cuda --chunk-size 2048
 """
 
 import argparse
@@ -27,6 +28,9 @@ def main():
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--n-jobs", type=int, default=-1)
     ap.add_argument("--brute-shifts", type=int, default=3)
+    ap.add_argument("--backend", default="numpy", choices=["numpy", "torch"])
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--chunk-size", type=int, default=None)
     args = ap.parse_args()
     V = args.V or (5_000 if args.quick else 91_282)
     T, K, S = args.T, args.K, args.n_shifts
@@ -40,7 +44,10 @@ def main():
     ours = []
     for _ in range(args.repeats):
         t0 = time.perf_counter()
-        res = shift_null(X, Y, runs, n_shifts=S, random_state=0, n_jobs=args.n_jobs)
+        kw = dict(backend=args.backend, device=args.device)
+        if args.chunk_size:
+            kw["chunk_size"] = args.chunk_size
+        res = shift_null(X, Y, runs, n_shifts=S, random_state=0, n_jobs=args.n_jobs, **kw)
         ours.append(time.perf_counter() - t0)
     # brute force on the first few shifts
     Xc = X.astype(np.float64).copy()
@@ -66,7 +73,7 @@ def main():
     print(f"| circular-shift null, {S} shifts (multiples of {res.decimation} TRs) | T={T} V={V} K={K} |")
     print("| side | median s | runs | ratio | max abs beta diff vs refit |")
     print("|---|---|---|---|---|")
-    print(f"| vlmbrain shift_null (p_beta, p_r2, max-stat nulls) | {med:.1f} | {len(ours)} | 1.0 | {err:.1e} |")
+    print(f"| vlmbrain shift_null backend={args.backend} (p_beta, p_r2, max-stat nulls) | {med:.1f} | {len(ours)} | 1.0 | {err:.1e} |")
     print(f"| brute force, 1 GEMM per shift (betas only; {args.brute_shifts} shifts timed, x{S // args.brute_shifts} extrapolated) "
           f"| {brute:.1f} | - | {brute / med:.1f}x slower | |")
     print(f"atom 0 (planted in 10% of columns): fraction with p_beta <= .05 = "

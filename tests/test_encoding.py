@@ -306,3 +306,26 @@ def _expected_failures(est):
                          expected_failed_checks=_expected_failures)
 def test_sklearn_contract(estimator, check):
     check(estimator)
+
+
+def test_math_core_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, vlmbrain.encoding, vlmbrain.dictionary, vlmbrain.stats; "
+            "assert 'torch' not in sys.modules, 'torch imported'; "
+            "assert 'vlmbrain.backends.torch_encoding' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_shift_null_torch_backend_matches_numpy(rng):
+    pytest.importorskip("torch")
+    X, Y, runs = _data(rng, T=240, V=40, lens=(80, 80, 80))
+    a = shift_null(X, Y, runs, n_shifts=60, random_state=1)
+    b = shift_null(X, Y, runs, n_shifts=60, random_state=1, backend="torch", device="cpu",
+                   chunk_size=16)
+    np.testing.assert_array_equal(a.shifts, b.shifts)
+    assert np.abs(a.p_beta - b.p_beta).max() <= 1.5 / 61     # float32 ties may differ by one
+    assert np.abs(a.p_r2 - b.p_r2).max() <= 1.5 / 61
+    np.testing.assert_allclose(a.null_max_z, b.null_max_z, rtol=1e-4)
+    np.testing.assert_allclose(a.null_max_r2, b.null_max_r2, rtol=1e-4)

@@ -956,7 +956,7 @@ def _choose_decimation(T, n_cand_needed, min_shift):
 
 
 def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None,
-               chunk_size=32, return_null=False, n_jobs=-1):
+               chunk_size=32, return_null=False, n_jobs=-1, backend="numpy", device=None):
     """Circular-shift null of the atom time courses for the OLS encoding model.
 
     **What is shifted.** The atoms are first centred within each run (this is what the
@@ -1000,6 +1000,11 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
         Also return all null betas (n_shifts, n_atoms, n_grayordinates) — tests only.
     n_jobs : int, default=-1
         Threads over chunks (``-1`` → all cores); BLAS is limited to one thread inside.
+    backend : {"numpy", "torch"}, default="numpy"
+        ``"torch"`` runs the FFTs, the products and the counting on ``device`` (module
+        ``vlmbrain.backends.torch_encoding``); use a larger ``chunk_size`` there (e.g. 1024).
+    device : str, default=None
+        Torch device (``None`` → CUDA when available).
 
     Returns
     -------
@@ -1085,6 +1090,14 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
         beta_obs[:, sl], t_obs[:, sl], r2_obs[sl] = b0, t0, r20
         # null: every lag j*d at once via the polyphase FFT of Y / sigma
         Ys = (Ycen * inv_sigma).astype(np.float32)
+        t0a = np.abs(t0).astype(np.float32).T                                   # (c, K)
+        fac = (sigma**2 / yy).astype(np.float32)
+        r20f = r20.astype(np.float32)
+        if tb is not None:
+            cz, mz, cr, mr = tb.null_chunk(Ys, t0a, fac, r20f)
+            cnt_z[:, sl] = cz.T
+            cnt_r[sl] = cr
+            return mz, mr
         Yh = sfft.rfft(Ys.reshape(L, d, c), axis=0)                           # (F, d, c)
         Yh = np.ascontiguousarray(Yh.transpose(1, 2, 0))[:, :, None, :]       # (d, c, 1, F)
         H = Yh[0] * Qh[0]                                                       # (c, K, F)
@@ -1099,16 +1112,25 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
             se = (sqg[:, None] * sigma).astype(np.float32).T                   # (c, K)
             beta_null[:, :, sl] = (Z * se[:, :, None]).transpose(2, 1, 0)
         np.abs(Z, out=Z)
-        cz = np.count_nonzero(Z >= np.abs(t0).astype(np.float32).T[:, :, None], axis=2)
+        cz = np.count_nonzero(Z >= t0a[:, :, None], axis=2)
         mz = Z.max(axis=0)                                                      # (K, S)
         del Z
-        r2n = ess * (sigma**2 / yy).astype(np.float32)[:, None]                 # (c, S)
-        cr = np.count_nonzero(r2n >= r20.astype(np.float32)[:, None], axis=1)
+        r2n = ess * fac[:, None]                                                # (c, S)
+        cr = np.count_nonzero(r2n >= r20f[:, None], axis=1)
         cnt_z[:, sl] = cz.T
         cnt_r[sl] = cr
         return mz, r2n.max(axis=0)
 
     cs = int(chunk_size)
+    tb = None
+    if backend != "numpy":
+        if backend != "torch":
+            raise ConfigError(f"shift_null: backend={backend!r}; use 'numpy' or 'torch'.")
+        if return_null:
+            raise ConfigError("shift_null: return_null=True needs backend='numpy'.")
+        mod = importlib.import_module("vlmbrain.backends.torch_encoding")
+        tb = mod.TorchShiftNull(Qh, Mz, L, d, js, device=device)
+        n_jobs = 1
     starts = list(range(0, V, cs))
     n_jobs = os.cpu_count() if n_jobs in (None, -1) else max(1, int(n_jobs))
     null_max_z = np.zeros((K, S), np.float32)

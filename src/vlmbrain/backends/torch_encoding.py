@@ -13,7 +13,7 @@ import torch
 
 from vlmbrain.errors import ConfigError
 
-__all__ = ["TorchStats"]
+__all__ = ["TorchStats", "TorchShiftNull"]
 
 
 class TorchStats:
@@ -50,3 +50,41 @@ class TorchStats:
             out["M"] = Zt[1:].T @ Yt[:-1]
             out["yl"] = (Yt[1:] * Yt[:-1]).sum(dim=0)
         return {k: v.cpu().numpy() for k, v in out.items()}
+
+
+class TorchShiftNull:
+    """Null part of :func:`vlmbrain.encoding.shift_null` for one column chunk, on a device.
+
+    Same arithmetic as the numpy path: polyphase rFFT of ``Y / sigma``, products with the
+    conjugate spectra of the orthonormalised atoms ``Qh`` (d, 1, K, F), inverse rFFT of
+    length ``L``, the lags ``js``, standardised betas ``Mz @ P``, counts and maxima.
+    """
+
+    def __init__(self, Qh, Mz, L, d, js, device=None):
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.Qh = torch.from_numpy(np.ascontiguousarray(Qh)).to(self.device)
+        self.Mz = torch.from_numpy(np.ascontiguousarray(Mz)).to(self.device)
+        self.L, self.d, self.js = L, d, js
+
+    def null_chunk(self, Ys, t0a, fac, r20):
+        dev = self.device
+        c = Ys.shape[1]
+        Y = torch.from_numpy(Ys).to(dev).reshape(self.L, self.d, c)
+        Yh = torch.fft.rfft(Y, dim=0).permute(1, 2, 0).unsqueeze(2)      # (d, c, 1, F)
+        H = Yh[0] * self.Qh[0]
+        for p in range(1, self.d):
+            H += Yh[p] * self.Qh[p]
+        P = torch.fft.irfft(H, n=self.L, dim=-1)[:, :, self.js]            # (c, K, S)
+        del H, Yh
+        ess = (P * P).sum(dim=1)                                            # (c, S)
+        Z = torch.matmul(self.Mz, P).abs_()
+        del P
+        cz = (Z >= torch.from_numpy(t0a).to(dev)[:, :, None]).sum(dim=2)
+        mz = Z.amax(dim=0)
+        del Z
+        r2n = ess * torch.from_numpy(fac).to(dev)[:, None]
+        cr = (r2n >= torch.from_numpy(r20).to(dev)[:, None]).sum(dim=1)
+        return (cz.cpu().numpy(), mz.cpu().numpy(), cr.cpu().numpy(),
+                r2n.amax(dim=0).cpu().numpy())
