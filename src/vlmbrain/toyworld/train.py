@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from vlmbrain.errors import ConfigError
+from vlmbrain.models.preprocess import CLIP_MEAN, CLIP_STD
 from vlmbrain.toyworld.render import render_scene
 from vlmbrain.toyworld.scenes import caption_scene, sample_scene
 from vlmbrain.toyworld.tokenizer import MAX_LENGTH, build_tokenizer
@@ -42,8 +43,7 @@ HELDOUT_SEED = 987_654
 GROUP = 32
 #: Number of held-out samples of the quick check the tests repeat.
 QUICK_N = 64
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+#: Frame side of the toy models.
 IMAGE_SIZE = 64
 
 #: Default training schedules (steps, batch size, learning rate).
