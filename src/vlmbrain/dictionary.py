@@ -223,6 +223,9 @@ class TemporalDictionary(BaseEstimator):
         §3); constant columns raise. ``False``: X is used as given.
     lasso_max_iter : int, default=100
         Coordinate-descent sweeps per lasso solve.
+    dict_passes : int, default=3
+        Block-coordinate passes over the atoms per refinement iteration (cheap: they use
+        only ``AAᵀ`` and ``XAᵀ``).
     random_state : int, RandomState or None, default=None
         Seeds the initialisation (randomized SVD) and the batch order.
 
@@ -243,7 +246,7 @@ class TemporalDictionary(BaseEstimator):
     """
 
     def __init__(self, n_atoms=64, alpha=0.1, *, batch_size=1024, n_epochs=1, max_iter=30,
-                 tol=1e-4, normalize=True, lasso_max_iter=100, random_state=None):
+                 tol=1e-4, normalize=True, lasso_max_iter=100, dict_passes=3, random_state=None):
         self.n_atoms = n_atoms
         self.alpha = alpha
         self.batch_size = batch_size
@@ -252,6 +255,7 @@ class TemporalDictionary(BaseEstimator):
         self.tol = tol
         self.normalize = normalize
         self.lasso_max_iter = lasso_max_iter
+        self.dict_passes = dict_passes
         self.random_state = random_state
 
     def _check_params(self):
@@ -343,7 +347,7 @@ class TemporalDictionary(BaseEstimator):
             AAt = A @ A.T
             XAt = (Xn @ A.T.astype(np.float32)).astype(np.float64)
             D_old = D.copy()
-            D, r = update_dictionary(D, AAt, XAt, n_passes=1, rng=gen, X=Xn)
+            D, r = update_dictionary(D, AAt, XAt, n_passes=self.dict_passes, rng=gen, X=Xn)
             n_re += r
             n_ref += 1
             if r == 0 and np.allclose(D, D_old, atol=1e-9):
@@ -364,7 +368,7 @@ class TemporalDictionary(BaseEstimator):
     def _init_atoms(self, Xn, K, rng, gen):
         T, N = Xn.shape
         r = min(K, T, N)
-        U, S, _ = randomized_svd(Xn.astype(np.float64), r, random_state=rng)
+        U, S, _ = randomized_svd(Xn, r, n_iter=3, random_state=rng)
         D = np.empty((T, K))
         D[:, :r] = U
         if K > r:   # more atoms than the data rank: random data columns
