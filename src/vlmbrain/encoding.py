@@ -565,7 +565,7 @@ class VoxelwiseEncoder(RegressorMixin, BaseEstimator):
         raises :class:`~vlmbrain.errors.DimensionError`.
     chunk_size : int, default=8192
         Columns handled at once by the K × K algebra (and the column width of the blocks
-        read from ``Y``, at least 4096). Memory beyond ``Y`` and the outputs: the per-run
+        read from ``Y``, at least 32768). Memory beyond ``Y`` and the outputs: the per-run
         statistics, ``4 × n_runs × (n_atoms + 1) × n_grayordinates`` bytes (× 3 for AR(1)),
         plus temporaries ∝ ``chunk_size``. ``Y`` itself is never copied.
     dtype : {"float32", "float64"}, default="float32"
@@ -717,9 +717,9 @@ class VoxelwiseEncoder(RegressorMixin, BaseEstimator):
         # BLAS threads; the K x K algebra then runs per column chunk, single-threaded
         # (multi-threaded BLAS on 64 x 64 problems is slower, badly so on a busy machine)
         if method == "ridge":
-            st_all = bdesign.all_stats(Y, False, be, col_block=max(cs, 4096))
+            st_all = bdesign.all_stats(Y, False, be, col_block=max(cs, 32768))
         else:
-            st_all = design.all_stats(Y, method == "ar1", be, col_block=max(cs, 4096))
+            st_all = design.all_stats(Y, method == "ar1", be, col_block=max(cs, 32768))
         for start in range(0, V, cs):
             stop = min(V, start + cs)
             sl = slice(start, stop)
