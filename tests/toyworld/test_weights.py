@@ -127,3 +127,23 @@ def test_errors(tmp_path, monkeypatch):
     monkeypatch.setattr(toy_models, "WEIGHTS_DIR", tmp_path)
     with pytest.raises(ModelNotAvailableError, match="model.safetensors.*missing in .*meter.*retrain"):
         toy_model_path("meter")
+
+
+@pytest.mark.slow
+def test_clip_training_replays_the_shipped_run():
+    """The first 20 steps of the shipped schedule give the recorded loss of the run that made the weights."""
+    from vlmbrain.toyworld.train import train_clip
+
+    rec = training_record("clip")
+    _, _, run = train_clip(seed=rec["seed"], threads=2, log_every=0, stop_after=20)
+    assert np.mean(run["losses"]) == pytest.approx(rec["loss_first"], abs=1e-4)
+
+
+@pytest.mark.slow
+def test_meter_training_replays_the_shipped_run():
+    from vlmbrain.toyworld.train import train_meter
+
+    rec = training_record("meter")
+    _, _, run = train_meter(seed=rec["seed"], threads=2, log_every=0, stop_after=20)
+    assert np.mean(run["mlm_losses"]) == pytest.approx(rec["mlm_loss_first"], abs=1e-4)
+    assert np.mean(run["itm_losses"]) == pytest.approx(rec["itm_loss_first"], abs=1e-4)

@@ -208,11 +208,13 @@ def evaluate_clip(model, tokenizer, n: int = 1024, group: int = GROUP) -> dict:
 
 def train_clip(seed: int = 0, steps: int | None = None, batch_size: int | None = None, lr: float | None = None,
                max_seconds: float | None = None, threads: int | None = 2, log_every: int = 50,
-               device: str = "cpu", sampler=None):
+               device: str = "cpu", sampler=None, stop_after: int | None = None):
     """Train the toy CLIP from scratch.
 
     ``sampler(rng, n) -> (frames, captions)`` draws each step's batch (default :func:`sample_pairs`:
-    fresh scenes every step). Other parameters default to :data:`DEFAULTS`.
+    fresh scenes every step). ``stop_after`` ends training after that many steps while keeping the
+    learning-rate schedule of ``steps`` (to replay the start of a run). Other parameters default
+    to :data:`DEFAULTS`.
 
     Returns
     -------
@@ -262,6 +264,8 @@ def train_clip(seed: int = 0, steps: int | None = None, batch_size: int | None =
                         time.perf_counter() - t0)
         if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
             logger.warning("clip training stopped by the wall-clock cap after %d/%d steps", done, steps)
+            break
+        if stop_after is not None and done >= stop_after:
             break
     model.eval()
     record = {
@@ -373,10 +377,11 @@ def evaluate_meter(model, tokenizer, n: int = 1024, seed_offset: int = 1) -> dic
 
 def train_meter(seed: int = 0, steps: int | None = None, batch_size: int | None = None, lr: float | None = None,
                 max_seconds: float | None = None, threads: int | None = 2, log_every: int = 50,
-                device: str = "cpu", sampler=None):
+                device: str = "cpu", sampler=None, stop_after: int | None = None):
     """Train the toy METER from scratch with ITM + MLM.
 
-    ``sampler(rng, n) -> (frames, captions)`` draws each step's batch (default :func:`sample_pairs`).
+    ``sampler(rng, n) -> (frames, captions)`` draws each step's batch (default :func:`sample_pairs`);
+    ``stop_after`` as in :func:`train_clip`.
 
     Returns
     -------
@@ -431,6 +436,8 @@ def train_meter(seed: int = 0, steps: int | None = None, batch_size: int | None 
                         np.mean(mlm_losses[-log_every:]), time.perf_counter() - t0)
         if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
             logger.warning("meter training stopped by the wall-clock cap after %d/%d steps", done, steps)
+            break
+        if stop_after is not None and done >= stop_after:
             break
     model.eval()
     record = {
