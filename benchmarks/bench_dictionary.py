@@ -42,6 +42,7 @@ def main():
     ap.add_argument("--alpha", type=float, default=0.1)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--peer-repeats", type=int, default=1)
+    ap.add_argument("--tol", type=float, default=None, help="TemporalDictionary tol (default: its own)")
     ap.add_argument("--sk-max-iter", type=int, default=None,
                     help="scikit-learn max_iter (epochs); default: its default (1000, early stopping)")
     args = ap.parse_args()
@@ -56,7 +57,8 @@ def main():
     ours = []
     for i in range(args.repeats):
         t0 = time.perf_counter()
-        td = TemporalDictionary(n_atoms=K, alpha=lam, random_state=0).fit(Xn)
+        tkw = {} if args.tol is None else {"tol": args.tol}
+        td = TemporalDictionary(n_atoms=K, alpha=lam, random_state=0, **tkw).fit(Xn)
         ours.append(time.perf_counter() - t0)
     peer = []
     kw = {} if args.sk_max_iter is None else {"max_iter": args.sk_max_iter}
@@ -85,7 +87,7 @@ def main():
     print(f"| dictionary learning K={K} alpha={lam} | T={T} N={N} |")
     print("| side | median s | runs | ratio | objective (exact codes) | own codes | n_iter |")
     print("|---|---|---|---|---|---|---|")
-    print(f"| vlmbrain TemporalDictionary | {med:.1f} | {len(ours)} | 1.0 | {obj_ours:.2f} | "
+    print(f"| vlmbrain TemporalDictionary{' tol=%g' % args.tol if args.tol else ''} | {med:.1f} | {len(ours)} | 1.0 | {obj_ours:.2f} | "
           f"{td.objective_:.2f} | {td.n_iter_} |")
     print(f"| sklearn MiniBatchDictionaryLearning (lars{', max_iter=%d' % args.sk_max_iter if kw else ''}) "
           f"| {pm:.1f} | {len(peer)} | {pm / med:.1f}x slower | {obj_sk:.2f} | {obj_sk_own:.2f} | "

@@ -16,9 +16,11 @@ Solver (pure functions under the estimator):
 * :func:`update_dictionary` — block-coordinate descent on the atoms from the
   sufficient statistics ``AAᵀ`` (K × K) and ``XAᵀ`` (T × K) (Mairal et al. 2010), with
   projection onto the unit ball and re-seeding of unused atoms.
-* :class:`TemporalDictionary` — online mini-batch epochs (shuffled batches, decayed
-  sufficient statistics as in Mairal et al. 2010 / scikit-learn) followed by full-batch
-  alternating refinement until the objective stops decreasing.
+* :func:`sparse_encode_fista` — approximate batch lasso (one GEMM per iteration) for the
+  online phase.
+* :class:`TemporalDictionary` — online mini-batch epochs (shuffled batches, FISTA codes,
+  decayed sufficient statistics as in Mairal et al. 2010 / scikit-learn) followed by
+  full-batch alternating refinement (exact CD codes) until the objective stops decreasing.
 * :func:`atom_stability` — Hungarian matching of atoms across seeds on |correlation|.
 """
 
@@ -32,6 +34,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.extmath import randomized_svd
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from threadpoolctl import ThreadpoolController
 
 from vlmbrain.errors import ConfigError, DimensionError
 
@@ -144,6 +147,33 @@ def sparse_encode_gram(G, B, alpha, A0=None, max_iter=200, tol=1e-6):
     return A, it
 
 
+def sparse_encode_fista(G, B, alpha, A0=None, n_iter=50):
+    """Approximate lasso codes for a mini-batch by accelerated proximal gradient (FISTA).
+
+    Same problem as :func:`sparse_encode_gram`; every iteration is one ``G @ A`` GEMM and a
+    soft threshold, so small batches cost no Python loop over atoms. Used for the online
+    phase, where exact codes are not needed (the refinement uses coordinate descent).
+
+    Returns
+    -------
+    A : ndarray of shape (n_atoms, n_columns)
+    """
+    G = np.asarray(G, dtype=np.float64)
+    B = np.asarray(B, dtype=np.float64)
+    L = max(float(np.linalg.eigvalsh(G)[-1]), 1e-12)
+    A = np.zeros_like(B) if A0 is None else np.array(A0, dtype=np.float64)
+    Z = A.copy()
+    t = 1.0
+    thr = alpha / L
+    for _ in range(int(n_iter)):
+        U = Z - (G @ Z - B) / L
+        A_new = U - np.clip(U, -thr, thr)
+        t_new = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
+        Z = A_new + ((t - 1.0) / t_new) * (A_new - A)
+        A, t = A_new, t_new
+    return A
+
+
 def update_dictionary(D, AAt, XAt, n_passes=1, rng=None, X=None):
     """Block-coordinate update of the atoms from sufficient statistics.
 
@@ -210,9 +240,9 @@ class TemporalDictionary(BaseEstimator):
         Number of atoms K.
     alpha : float, default=0.1
         λ, the ℓ1 penalty on the codes (for unit-norm columns).
-    batch_size : int, default=1024
+    batch_size : int, default=256
         Columns (ANs) per online mini-batch.
-    n_epochs : int, default=1
+    n_epochs : int, default=2
         Online mini-batch passes over the shuffled columns (0 = skip the online phase).
     max_iter : int, default=30
         Maximum full-batch refinement iterations (codes for all columns, then atoms).
@@ -223,6 +253,8 @@ class TemporalDictionary(BaseEstimator):
         §3); constant columns raise. ``False``: X is used as given.
     lasso_max_iter : int, default=100
         Coordinate-descent sweeps per lasso solve.
+    fista_iter : int, default=50
+        FISTA iterations per mini-batch lasso in the online phase (warm-started).
     dict_passes : int, default=3
         Block-coordinate passes over the atoms per refinement iteration (cheap: they use
         only ``AAᵀ`` and ``XAᵀ``).
@@ -245,8 +277,9 @@ class TemporalDictionary(BaseEstimator):
         Unused atoms re-seeded from data columns.
     """
 
-    def __init__(self, n_atoms=64, alpha=0.1, *, batch_size=1024, n_epochs=1, max_iter=30,
-                 tol=1e-4, normalize=True, lasso_max_iter=100, dict_passes=3, random_state=None):
+    def __init__(self, n_atoms=64, alpha=0.1, *, batch_size=256, n_epochs=2, max_iter=30,
+                 tol=1e-4, normalize=True, lasso_max_iter=100, fista_iter=50, dict_passes=3,
+                 random_state=None):
         self.n_atoms = n_atoms
         self.alpha = alpha
         self.batch_size = batch_size
@@ -256,6 +289,7 @@ class TemporalDictionary(BaseEstimator):
         self.normalize = normalize
         self.lasso_max_iter = lasso_max_iter
         self.dict_passes = dict_passes
+        self.fista_iter = fista_iter
         self.random_state = random_state
 
     def _check_params(self):
@@ -306,30 +340,32 @@ class TemporalDictionary(BaseEstimator):
         D = self._init_atoms(Xn, K, rng, gen)
         A = np.zeros((K, N))
         n_re = 0
-        # ---- online mini-batch phase
-        bs = min(int(self.batch_size), N)
-        AAt = np.zeros((K, K))
-        XAt = np.zeros((T, K))
-        step = 0
-        for _ in range(int(self.n_epochs)):
-            order = gen.permutation(N)
-            for b0 in range(0, N, bs):
-                idx = order[b0:b0 + bs]
-                Xb = Xn[:, idx]
-                Db = D.astype(np.float32)
-                Bb = (Db.T @ Xb).astype(np.float64)
-                Ab, _ = sparse_encode_gram(D.T @ D, Bb, lam, A0=A[:, idx],
-                                           max_iter=self.lasso_max_iter)
-                A[:, idx] = Ab
-                # decayed sufficient statistics (scikit-learn's MiniBatchDictionaryLearning)
-                step += 1
-                nb = idx.size
-                theta = nb * step if step < bs - 1 else bs**2 + step - bs
-                beta = (theta + 1 - nb) / (theta + 1)
-                AAt = beta * AAt + Ab @ Ab.T / nb
-                XAt = beta * XAt + (Xb @ Ab.T.astype(np.float32)).astype(np.float64) / nb
-                D, r = update_dictionary(D, AAt, XAt, rng=gen, X=Xn)
-                n_re += r
+        # ---- online mini-batch phase (small problems: single-threaded BLAS is faster)
+        ctl = ThreadpoolController()
+        with ctl.limit(limits=1, user_api="blas"):
+            bs = min(int(self.batch_size), N)
+            AAt = np.zeros((K, K))
+            XAt = np.zeros((T, K))
+            step = 0
+            for _ in range(int(self.n_epochs)):
+                order = gen.permutation(N)
+                for b0 in range(0, N, bs):
+                    idx = order[b0:b0 + bs]
+                    Xb = Xn[:, idx]
+                    Db = D.astype(np.float32)
+                    Bb = (Db.T @ Xb).astype(np.float64)
+                    Ab = sparse_encode_fista(D.T @ D, Bb, lam, A0=A[:, idx],
+                                             n_iter=self.fista_iter)
+                    A[:, idx] = Ab
+                    # decayed sufficient statistics (scikit-learn's MiniBatchDictionaryLearning)
+                    step += 1
+                    nb = idx.size
+                    theta = nb * step if step < bs - 1 else bs**2 + step - bs
+                    beta = (theta + 1 - nb) / (theta + 1)
+                    AAt = beta * AAt + Ab @ Ab.T / nb
+                    XAt = beta * XAt + (Xb @ Ab.T.astype(np.float32)).astype(np.float64) / nb
+                    D, r = update_dictionary(D, AAt, XAt, rng=gen, X=Xn)
+                    n_re += r
         # ---- full-batch refinement
         xx = float(np.einsum("ij,ij->", Xn, Xn, dtype=np.float64))
         history = []
@@ -338,7 +374,8 @@ class TemporalDictionary(BaseEstimator):
         for it in range(int(self.max_iter) + 1):
             G = D.T @ D
             Bf = (D.astype(np.float32).T @ Xn).astype(np.float64)
-            A, _ = sparse_encode_gram(G, Bf, lam, A0=A, max_iter=self.lasso_max_iter)
+            with ctl.limit(limits=1, user_api="blas"):
+                A, _ = sparse_encode_gram(G, Bf, lam, A0=A, max_iter=self.lasso_max_iter)
             obj = _objective_stats(xx, G, Bf, A, lam)
             history.append(obj)
             if it == int(self.max_iter) or (np.isfinite(prev) and prev - obj <= self.tol * abs(prev)):
@@ -347,7 +384,8 @@ class TemporalDictionary(BaseEstimator):
             AAt = A @ A.T
             XAt = (Xn @ A.T.astype(np.float32)).astype(np.float64)
             D_old = D.copy()
-            D, r = update_dictionary(D, AAt, XAt, n_passes=self.dict_passes, rng=gen, X=Xn)
+            with ctl.limit(limits=1, user_api="blas"):
+                D, r = update_dictionary(D, AAt, XAt, n_passes=self.dict_passes, rng=gen, X=Xn)
             n_re += r
             n_ref += 1
             if r == 0 and np.allclose(D, D_old, atol=1e-9):
