@@ -42,6 +42,7 @@ def main():
     ap.add_argument("--alpha", type=float, default=0.1)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--peer-repeats", type=int, default=1)
+    ap.add_argument("--no-peer", action="store_true")
     ap.add_argument("--tol", type=float, default=None, help="TemporalDictionary tol (default: its own)")
     ap.add_argument("--sk-max-iter", type=int, default=None,
                     help="scikit-learn max_iter (epochs); default: its default (1000, early stopping)")
@@ -62,7 +63,7 @@ def main():
         ours.append(time.perf_counter() - t0)
     peer = []
     kw = {} if args.sk_max_iter is None else {"max_iter": args.sk_max_iter}
-    for _ in range(args.peer_repeats):
+    for _ in range(0 if args.no_peer else args.peer_repeats):
         t0 = time.perf_counter()
         sk = MiniBatchDictionaryLearning(n_components=K, alpha=lam, random_state=0,
                                          transform_algorithm="lasso_cd", transform_alpha=lam,
@@ -79,16 +80,20 @@ def main():
             + lam * np.abs(A).sum()
 
     obj_ours = exact_obj(td.atoms_)
-    obj_sk = exact_obj(sk.components_.T)
-    codes_sk = sk.transform(Xn.T).T
-    R = X64 - sk.components_.T.astype(np.float64) @ codes_sk
-    obj_sk_own = 0.5 * np.einsum("ij,ij->", R, R) + lam * np.abs(codes_sk).sum()
-    med, pm = statistics.median(ours), statistics.median(peer)
+    med = statistics.median(ours)
+    if peer:
+        obj_sk = exact_obj(sk.components_.T)
+        codes_sk = sk.transform(Xn.T).T
+        R = X64 - sk.components_.T.astype(np.float64) @ codes_sk
+        obj_sk_own = 0.5 * np.einsum("ij,ij->", R, R) + lam * np.abs(codes_sk).sum()
+        pm = statistics.median(peer)
     print(f"| dictionary learning K={K} alpha={lam} | T={T} N={N} |")
     print("| side | median s | runs | ratio | objective (exact codes) | own codes | n_iter |")
     print("|---|---|---|---|---|---|---|")
     print(f"| vlmbrain TemporalDictionary{' tol=%g' % args.tol if args.tol else ''} | {med:.1f} | {len(ours)} | 1.0 | {obj_ours:.2f} | "
           f"{td.objective_:.2f} | {td.n_iter_} |")
+    if not peer:
+        return
     print(f"| sklearn MiniBatchDictionaryLearning (lars{', max_iter=%d' % args.sk_max_iter if kw else ''}) "
           f"| {pm:.1f} | {len(peer)} | {pm / med:.1f}x slower | {obj_sk:.2f} | {obj_sk_own:.2f} | "
           f"{sk.n_iter_} |")
