@@ -53,25 +53,27 @@ def prepare_columns(X):
 
     Returns
     -------
-    Xn : ndarray of shape (n_timepoints, n_neurons), float32
+    Xn : ndarray of shape (n_timepoints, n_neurons), float32, column-major
 
     Raises
     ------
     DimensionError
         If a column is constant (it has no direction); drop such ANs first.
     """
-    X = np.asarray(X, dtype=np.float64)
-    Xn = X - X.mean(axis=0)
-    norms = np.sqrt(np.einsum("ij,ij->j", Xn, Xn))
-    scale = np.abs(X).max(axis=0) * np.sqrt(X.shape[0])
-    bad = np.flatnonzero(~(norms > 1e-7 * np.maximum(scale, 1e-300)))
+    X = np.asarray(X)
+    mean = X.mean(axis=0, dtype=np.float64)
+    Xn = np.empty(X.shape, dtype=np.float32, order="F")   # column-major: ANs contiguous
+    np.subtract(X, mean.astype(X.dtype), out=Xn, casting="unsafe")
+    norms = np.sqrt(np.einsum("ij,ij->j", Xn, Xn, dtype=np.float64))
+    scale = np.abs(X).max(axis=0).astype(np.float64) * np.sqrt(X.shape[0])
+    bad = np.flatnonzero(~(norms > 1e-6 * np.maximum(scale, 1e-300)))
     if bad.size:
         raise DimensionError(
             f"X has {bad.size} constant column(s) (n_neurons index {bad[:5].tolist()}...), "
             "which cannot be scaled to unit norm; drop near-constant ANs first "
             "(the signal stage does this) or pass normalize=False.")
-    Xn /= norms
-    return Xn.astype(np.float32)
+    Xn /= norms.astype(np.float32)
+    return Xn
 
 
 def sparse_encode_gram(G, B, alpha, A0=None, max_iter=200, tol=1e-6):
@@ -316,7 +318,7 @@ class TemporalDictionary(BaseEstimator):
             raise DimensionError("X contains NaN or inf; AN time courses must be finite.")
         if X.shape[0] < 2:
             raise DimensionError(f"X has {X.shape[0]} timepoint(s); need at least 2.")
-        return prepare_columns(X) if self.normalize else X.astype(np.float32)
+        return prepare_columns(X) if self.normalize else np.asfortranarray(X, dtype=np.float32)
 
     def fit(self, X, y=None):
         """Learn atoms and codes.
@@ -408,7 +410,9 @@ class TemporalDictionary(BaseEstimator):
     def _init_atoms(self, Xn, K, rng, gen):
         T, N = Xn.shape
         r = min(K, T, N)
-        U, S, _ = randomized_svd(Xn, r, n_iter=3, random_state=rng)
+        # leading left singular vectors of (a random subset of) the columns
+        sub = Xn if N <= 8192 else Xn[:, np.sort(gen.choice(N, 8192, replace=False))]
+        U, S, _ = randomized_svd(np.ascontiguousarray(sub), r, n_iter=3, random_state=rng)
         D = np.empty((T, K))
         D[:, :r] = U
         if K > r:   # more atoms than the data rank: random data columns
