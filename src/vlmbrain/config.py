@@ -26,7 +26,7 @@ class _Section(BaseModel):
 class DemoOptions(_Section):
     """Size of the bundled toy-world demo (used when ``stimulus.kind`` / ``fmri.kind`` is ``demo``)."""
 
-    n_runs: int = Field(2, ge=2, description="runs of the demo movie (>= 2 for leave-one-run-out)")
+    n_runs: int = Field(3, ge=2, description="runs of the demo movie (>= 2 for leave-one-run-out)")
     run_length: int = Field(150, ge=40, description="TRs per run")
     image_size: int = Field(64, ge=16, description="frame size in pixels")
     seed: int = Field(0, description="seed of the movie and of the phantom fMRI")
@@ -101,6 +101,8 @@ class DictionaryConfig(_Section):
 class EncodingConfig(_Section):
     method: Literal["ols", "ar1", "ridge"] = "ols"
     n_shifts: int = Field(1000, ge=0, description="circular shifts of the null (0 = parametric t-test)")
+    null_pvalues: Literal["calibrated", "empirical"] = Field(
+        "calibrated", description="p from the shift null: fitted tail (calibrated) or rank (empirical, >= 1/(n+1))")
     correction: Literal["fdr", "fwer"] = "fdr"
     q: float = Field(0.05, gt=0, lt=1, description="FDR q / FWER alpha")
     chunk_size: int = Field(8192, ge=1, description="grayordinates per chunk (memory knob)")
@@ -269,10 +271,11 @@ def demo_config(out_fast: bool = False) -> RunConfig:
         # the toy world has a handful of independent factors: 8 atoms over 300 TRs keep the
         # atoms well conditioned for OLS (16 collinear atoms over-fit a 150-TR training run)
         dictionary=DictionaryConfig(n_atoms=8, alpha=0.1),
-        encoding=EncodingConfig(n_shifts=200),
+        encoding=EncodingConfig(n_shifts=300),
         networks=NetworksConfig(null="spin", n_perm=100),
     )
     if out_fast:
+        cfg.demo.n_runs = 2
         cfg.demo.run_length = 60
         # 120 TRs allow too few distinct circular shifts for p-values fine enough to
         # survive FDR over 91k grayordinates: the fast demo uses the parametric t-test

@@ -132,7 +132,9 @@ def encode_unit(pipe, mdir: str, unit: str, out_dir: Path) -> dict:
     intercept per run. Coefficient maps come from ``encoding.method``; prediction is
     leave-one-run-out Pearson r. Significance: the circular-shift null of the OLS
     model (all atoms shifted jointly; ``encoding.n_shifts``) gives p for every (atom,
-    grayordinate) from |t| and for every grayordinate from the full-model R²; with
+    grayordinate) from |t| and for every grayordinate from the full-model R² — by default
+    *calibrated* (the null's spread at each grayordinate, tail from a fitted Gaussian /
+    scaled χ²; see :class:`vlmbrain.encoding.ShiftNullResult`), or the empirical rank; with
     ``n_shifts = 0`` the parametric t-test (p from Student's t with the model's
     residual dof). Correction: FDR (Benjamini–Hochberg) *per atom map* (each atom's
     map is its own family, as each is read as its own map) and over grayordinates for
@@ -168,7 +170,14 @@ def encode_unit(pipe, mdir: str, unit: str, out_dir: Path) -> dict:
         null = shift_null(X, Y, runs=runs, n_shifts=cfg.n_shifts, random_state=pipe.config.seed,
                           chunk_size=min(cfg.chunk_size, 512))
         p_beta, p_r = null.p_t, null.p_r2
-        info.update(null="circular-shift", n_shifts=null.n_shifts)
+        if cfg.null_pvalues == "calibrated":
+            if null.null_z_var is None:
+                logger.warning("the %s backend returns no null moments: empirical shift-null p-values", cfg.backend)
+            else:
+                save_npy(_full(p_beta, valid), out_dir / "p_empirical.npy")
+                save_npy(_full(p_r, valid), out_dir / "p_r_empirical.npy")
+                p_beta, p_r = null.p_t_calibrated, null.p_r2_calibrated
+        info.update(null="circular-shift", n_shifts=null.n_shifts, null_pvalues=cfg.null_pvalues)
         if cfg.correction == "fwer":
             _, q_beta = null.fwer_t(cfg.q)
             _, q_r = null.fwer_r2(cfg.q)

@@ -68,7 +68,7 @@ class TorchShiftNull:
         self.Mz = torch.from_numpy(np.ascontiguousarray(Mz)).to(self.device)
         self.L, self.d, self.js = L, d, js
 
-    def null_chunk(self, Ys, t0a, fac, r20):
+    def null_chunk(self, Ys, t0a, fac, r20, df=None):
         dev = self.device
         c = Ys.shape[1]
         Y = torch.from_numpy(Ys).to(dev).reshape(self.L, self.d, c)
@@ -79,8 +79,12 @@ class TorchShiftNull:
         P = torch.fft.irfft(H, n=self.L, dim=-1)[:, :, self.js]            # (c, K, S)
         del H, Yh
         ess = (P * P).sum(dim=1)                                            # (c, S)
-        Z = torch.matmul(self.Mz, P).abs_()
+        Z = torch.matmul(self.Mz, P)
         del P
+        if df is not None:  # studentize: sigma / sigma_s per (column, shift)
+            f = torch.from_numpy(fac).to(dev).clamp_min(1e-30)[:, None]
+            Z *= torch.sqrt(df / (1.0 / f - ess).clamp_min(1e-12))[:, None, :]
+        Z.abs_()
         cz = (Z >= torch.from_numpy(t0a).to(dev)[:, :, None]).sum(dim=2)
         mz = Z.amax(dim=0)
         del Z
