@@ -54,10 +54,10 @@ def test_planted_atoms_recovered():
 
 
 def test_objective_not_worse_than_sklearn():
-    X, _, _ = _planted(n_neurons=800, n_atoms=10, T=80, seed=1)
+    X, _, _ = _planted(n_neurons=500, n_atoms=10, T=60, seed=1)
     Xn = prepare_columns(X)
     td = TemporalDictionary(n_atoms=10, alpha=0.1, random_state=0).fit(X)
-    sk = MiniBatchDictionaryLearning(n_components=10, alpha=0.1, batch_size=256, max_iter=10,
+    sk = MiniBatchDictionaryLearning(n_components=10, alpha=0.1, batch_size=256, max_iter=5,
                                      random_state=0).fit(Xn.T)
     Dsk = sk.components_.T.astype(np.float64)
     Ask = sparse_encode(Xn.T.astype(np.float64), Dsk.T, algorithm="lasso_cd", alpha=0.1,
