@@ -35,6 +35,21 @@ def make_neuron_table(rows: Sequence[dict]) -> pd.DataFrame:
     )
 
 
+def state_dict_hash(model) -> str:
+    """SHA-256 (16 hex digits) over every state_dict entry of a torch module: name, dtype, shape, bytes."""
+    import hashlib
+
+    import torch
+
+    h = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().to("cpu").contiguous().reshape(-1)
+        h.update(f"{key}|{t.dtype}|{tuple(tensor.shape)}".encode())
+        if t.numel():
+            h.update(t.view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 class Readout(abc.ABC):
     """Per-neuron readout of one model.
 

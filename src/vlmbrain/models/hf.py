@@ -39,7 +39,6 @@ Pooling over tokens:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -256,12 +255,9 @@ class HFReadout(Readout):
     def weights_hash(self) -> str:
         """SHA-256 (16 hex digits) of every parameter and buffer: name, dtype, shape, bytes."""
         if self._weights_hash is None:
-            h = hashlib.sha256()
-            for key, tensor in sorted(self.model.state_dict().items()):
-                t = tensor.detach().to("cpu").contiguous().reshape(-1)
-                h.update(f"{key}|{t.dtype}|{tuple(tensor.shape)}".encode())
-                h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-            self._weights_hash = h.hexdigest()[:16]
+            from vlmbrain.models.base import state_dict_hash
+
+            self._weights_hash = state_dict_hash(self.model)
         return self._weights_hash
 
     def readout(self, images, captions) -> dict[str, np.ndarray]:

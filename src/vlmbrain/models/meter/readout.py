@@ -55,7 +55,6 @@ caption and the readouts averaged.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -303,13 +302,9 @@ class METERReadout(Readout):
     def weights_hash(self) -> str:
         """SHA-256 (16 hex digits) over every state_dict entry: name, dtype, shape and bytes (cached)."""
         if self._weights_hash is None:
-            h = hashlib.sha256()
-            for key, tensor in sorted(self.model.state_dict().items()):
-                t = tensor.detach().to("cpu").contiguous().reshape(-1)
-                h.update(f"{key}|{t.dtype}|{tuple(tensor.shape)}".encode())
-                if t.numel():
-                    h.update(t.view(torch.uint8).numpy().tobytes())
-            self._weights_hash = h.hexdigest()[:16]
+            from vlmbrain.models.base import state_dict_hash
+
+            self._weights_hash = state_dict_hash(self.model)
         return self._weights_hash
 
     # ------------------------------------------------------------------ computing
