@@ -290,15 +290,17 @@ def analyze_run(pipe) -> dict:
 
 
 def _demo_recovery(pipe, branches, aff, mask) -> int:
-    from vlmbrain.demo.recovery import score_recovery
+    from vlmbrain.demo.recovery import score_recovery, summarize_recovery
 
     run_dir = pipe.run_dir
     truth = pd.read_csv(run_dir / "demo" / "truth.tsv", sep="\t")
     drivers = pd.read_csv(run_dir / "demo" / "drivers.tsv", sep="\t")[mask].reset_index(drop=True)
     atoms = {(b.model, b.branch): b.atoms for b in branches}
     rec = score_recovery(truth, drivers, atoms, aff)
-    save_tsv(rec, run_dir / "demo" / "recovery.tsv")
-    return int(rec.groupby("network")["recovered"].any().sum())
+    summary = summarize_recovery(rec)
+    save_tsv(rec, run_dir / "demo" / "recovery_by_branch.tsv")
+    save_tsv(summary, run_dir / "demo" / "recovery.tsv")
+    return int(summary["recovered"].sum())
 
 
 __all__ = ["build_stimulus", "build_brain", "encode_unit", "analyze_run"]

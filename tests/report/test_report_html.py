@@ -86,7 +86,7 @@ def test_tables_and_numbers(built):
     assert "Not computed: analysis/redundancy.tsv" in html
     assert "analysis/crossmodal.tsv: not computed" in html  # figures from encoding, table absent
     # demo recovery: 2 of 3 signs recovered in the synthetic table
-    assert "<b>2 of 3</b> planted signs recovered" in html
+    assert "<b>2 of 3</b> planted networks recovered with the planted sign" in html
     # polarity: mirroring summary from analysis/polarity.tsv (r < 0 for atoms 0, 1; p < 0.05 for atom 0)
     assert "Mirrored profiles: 2 of 3 atoms have r(P⁺, P⁻) &lt; 0, 1 with p &lt; 0.05." in html
     assert "<summary>Table analysis/polarity_profiles.tsv</summary>" in html

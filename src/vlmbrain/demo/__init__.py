@@ -40,10 +40,11 @@ def demo_summary(run_dir) -> str | None:
     path = run_dir / "demo" / "recovery.tsv"
     if not path.is_file():
         return None
-    rec = pd.read_csv(path, sep="\t")
-    from vlmbrain.demo.recovery import summarize_recovery
+    summary = pd.read_csv(path, sep="\t", keep_default_na=False)
+    if "by" not in summary.columns:  # a per-branch table (runs of vlmbrain before the summary existed)
+        from vlmbrain.demo.recovery import summarize_recovery
 
-    summary = summarize_recovery(rec)
+        summary = summarize_recovery(summary)
     sign = {1: "+", -1: "-", 0: "none"}
     lines = ["", "Demo: toy-world movie, phantom fMRI planted from stimulus attributes (not model features)"]
     lines += _toy_metrics()

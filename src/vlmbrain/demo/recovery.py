@@ -99,7 +99,12 @@ def score_recovery(
 
 
 def summarize_recovery(recovery: pd.DataFrame) -> pd.DataFrame:
-    """Per planted network: recovered by any branch of any model, with the best branch's sign."""
+    """Per planted network: recovered by any branch of any model, with the best branch's sign.
+
+    This is ``demo/recovery.tsv`` (columns ``network, planted_sign, recovered_sign, recovered,
+    attribute, by``); the per-branch detail of :func:`score_recovery` is
+    ``demo/recovery_by_branch.tsv``.
+    """
     out = []
     for net, grp in recovery.groupby("network", sort=False):
         hit = grp[grp["recovered"]]
@@ -110,6 +115,7 @@ def summarize_recovery(recovery: pd.DataFrame) -> pd.DataFrame:
                 "planted_sign": int(grp["planted_sign"].iloc[0]),
                 "recovered_sign": int(pick["recovered_sign"]),
                 "recovered": bool(len(hit) > 0),
+                "attribute": grp["attribute"].iloc[0],
                 "by": ", ".join(f"{m}/{b}" for m, b in zip(hit["model"], hit["branch"])) or "-",
             }
         )

@@ -593,13 +593,18 @@ def build_report(run_dir, out=None, *, figures: str | None = None, max_surface_m
                 rec = rec.assign(match=[F._sign_str(a) == F._sign_str(b) for a, b in zip(rec[exp], rec[got])])
         except Exception as err:  # noqa: BLE001
             notes.append(f"demo/recovery.tsv: {err}")
-        if "network" in rec.columns:
-            add(figs, lambda: F.plot_recovery(rec), "demo_recovery", "Planted truth vs recovered",
+        detail = _read_tsv(run_dir / "demo" / "recovery_by_branch.tsv")
+        grid = detail if detail is not None and "network" in detail.columns else rec
+        if "network" in grid.columns:
+            add(figs, lambda: F.plot_recovery(grid), "demo_recovery", "Planted truth vs recovered",
                 "Each cell: planted sign → recovered sign of the network's coupling with its planted attribute; "
                 "green = recovered.")
         ok_col = "recovered" if "recovered" in rec.columns else ("match" if "match" in rec.columns else None)
         n_match = int(_truthy(rec[ok_col]).sum()) if ok_col else None
-        demo = {"table": table_html(rec), "figures": figs, "n_match": n_match, "n": len(rec)}
+        tables = table_html(rec)
+        if detail is not None:
+            tables += "<p>Per model and branch (demo/recovery_by_branch.tsv):</p>" + table_html(detail)
+        demo = {"table": tables, "figures": figs, "n_match": n_match, "n": len(rec)}
     planted = _read_tsv(run_dir / "demo" / "truth.tsv")
     planted_html = table_html(planted) if planted is not None else None
 
