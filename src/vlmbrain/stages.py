@@ -102,16 +102,21 @@ def build_brain(cfg, tr, timeline=None, progress=False):
     from vlmbrain.brain.loaders import load_runs
 
     expected = timeline.run_lengths if timeline is not None else None
+    run_names = timeline.run_names if timeline is not None else None
+    space = None
+    if cfg.kind == "npy" and cfg.n_grayordinates == 91282:
+        # plain arrays on the HCP grayordinates: results can still be written as CIFTI
+        from vlmbrain.brain.space import BrainSpace
+
+        space = BrainSpace.hcp91k()
     if cfg.subjects:
         from vlmbrain.brain.group import group_average
 
         brain = group_average(cfg.subjects, tr=tr, mask=cfg.mask, n_grayordinates=cfg.n_grayordinates,
-                              expected_trs=expected, progress=progress,
-                              run_names=timeline.run_names if timeline is not None else None)
+                              expected_trs=expected, progress=progress, run_names=run_names, space=space)
     elif cfg.paths:
         brain = load_runs(cfg.paths, tr=tr, mask=cfg.mask, n_grayordinates=cfg.n_grayordinates,
-                          expected_trs=expected, zscore=cfg.zscore,
-                          run_names=timeline.run_names if timeline is not None else None)
+                          expected_trs=expected, zscore=cfg.zscore, space=space, run_names=run_names)
     else:
         raise ConfigError(f"fmri.kind = {cfg.kind!r} needs fmri.paths (one file per run) or fmri.subjects")
     return brain
