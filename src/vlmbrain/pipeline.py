@@ -14,7 +14,6 @@ import json
 import logging
 import re
 import time
-import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,6 +154,8 @@ class Pipeline:
         save_json(package_versions(), self.run_dir / "versions.json")
         handler = _WarningLog()
         logger.addHandler(handler)
+        # route warnings.warn through logging for the run, so that the report lists them too
+        was_capturing = getattr(logging, "_warnings_showwarning", None) is not None
         logging.captureWarnings(True)
         wlogger = logging.getLogger("py.warnings")
         wlogger.addHandler(handler)
@@ -166,7 +167,7 @@ class Pipeline:
         finally:
             logger.removeHandler(handler)
             wlogger.removeHandler(handler)
-            logging.captureWarnings(False)
+            logging.captureWarnings(was_capturing)
             self._save_warnings(handler.messages)
         return self.results
 
@@ -466,8 +467,7 @@ def check_lengths(timeline, brain) -> None:
 
 def run_pipeline(config: RunConfig, run_dir, stages=None, force=False, progress=False) -> list[StepResult]:
     """Run ``stages`` (default: all) of ``config`` into ``run_dir``; see :class:`Pipeline`."""
-    with warnings.catch_warnings():
-        return Pipeline(config, Path(run_dir), force=force, progress=progress).run(stages)
+    return Pipeline(config, Path(run_dir), force=force, progress=progress).run(stages)
 
 
 def load_run_config(run_dir) -> RunConfig:
