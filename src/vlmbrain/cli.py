@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="YAML run configuration")
     p.add_argument("--out", help="run directory (default: runs/<config name>)")
     p.add_argument("--force", action="store_true", help="recompute every stage")
+    p.add_argument("--scheduler", help="per-subject fits: serial | processes | threads | dask-local | tcp://host:port "
+                   "(overrides fmri.scheduler)")
     _add_common(p)
 
     p = sub.add_parser("demo", help="run the whole pipeline offline on the bundled toy-world demo")
@@ -91,9 +93,13 @@ def _resolve(args):
     from vlmbrain.pipeline import load_run_config
 
     src = Path(args.config)
+    overrides = {"fmri.scheduler": args.scheduler} if getattr(args, "scheduler", None) else None
     if src.is_dir():
-        return load_run_config(src), Path(args.out) if args.out else src
-    config = load_config(src)
+        config = load_run_config(src)
+        if overrides:
+            config.fmri.scheduler = args.scheduler
+        return config, Path(args.out) if args.out else src
+    config = load_config(src, overrides=overrides)
     out = Path(args.out) if args.out else Path("runs") / src.stem
     return config, out
 

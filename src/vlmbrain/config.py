@@ -62,6 +62,12 @@ class FmriConfig(_Section):
     mask: Path | None = Field(None, description="NIfTI: brain mask")
     zscore: bool = True
     n_grayordinates: int | None = Field(None, ge=1, description="expected count (e.g. 91282); checked on load")
+    group: Literal["average", "per-subject"] = Field(
+        "average", description="fmri.subjects: fit the streamed group average, or fit every subject and test "
+        "the maps across subjects (one-sample t, random effects)")
+    scheduler: str | None = Field(
+        None, description="per-subject fits: 'serial', 'processes', 'threads', 'dask-local' or a Dask 'tcp://…' address")
+    n_jobs: int = Field(1, ge=1, description="workers of a local pool / local Dask cluster")
 
 
 class ModelConfig(_Section):

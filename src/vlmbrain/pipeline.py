@@ -413,7 +413,7 @@ class Pipeline:
 
     def stage_encoding(self):
         cfg = self.config.encoding
-        params = {**cfg.model_dump(mode="json"), "seed": self.config.seed,
+        params = {**cfg.model_dump(mode="json"), "seed": self.config.seed, "group": self.config.fmri.group,
                   "exclude_rest": self.config.stimulus.exclude_rest,
                   "exclude_testretest": self.config.stimulus.exclude_testretest}
         for mdir, branches in self.units():

@@ -152,6 +152,8 @@ def encode_unit(pipe, mdir: str, unit: str, out_dir: Path) -> dict:
     from vlmbrain.stats import fdr_bh
 
     cfg = pipe.config.encoding
+    if pipe.config.fmri.subjects and pipe.config.fmri.group == "per-subject":
+        return encode_unit_per_subject(pipe, mdir, unit, out_dir)
     brain = pipe.brain(mmap=True)
     mask = pipe.train_mask()
     runs = np.asarray(brain.runs)[mask]
@@ -215,22 +217,134 @@ def encode_unit(pipe, mdir: str, unit: str, out_dir: Path) -> dict:
         arrays["r2_cv"] = _full(enc.cv_r2_, valid)
     if getattr(enc, "alphas_", None) is not None:
         arrays["alpha"] = _full(np.asarray(enc.alphas_, np.float32), valid)
-    for name, arr in arrays.items():
-        save_npy(arr, out_dir / f"{name}.npy")
-    space = brain.space
-    if space.kind != "array":
-        names = [f"atom-{k}" for k in range(coef.shape[0])]
-        space.to_dscalar(arrays["beta"], out_dir / "beta.dscalar.nii", names=[f"{n} beta" for n in names])
-        space.to_dscalar(arrays["t"], out_dir / "t.dscalar.nii", names=[f"{n} t" for n in names])
-        space.to_dscalar(arrays["q"], out_dir / "q.dscalar.nii", names=[f"{n} q" for n in names])
-        space.to_dscalar(np.vstack([arrays["r_cv"], arrays["q_r"]]), out_dir / "r_cv.dscalar.nii",
-                         names=["leave-one-run-out r", "q of the model fit"])
+    _write_maps(brain.space, arrays, out_dir, coef.shape[0])
     n_sig = int(np.nansum(arrays["q_r"] < cfg.q))
     info["n_significant_fit"] = n_sig
     info["median_r_cv"] = float(np.nanmedian(arrays["r_cv"]))
     save_json(info, out_dir / "summary.json")
     logger.info("%s/%s: median LORO r %.3f, %d grayordinates with a significant fit", mdir, unit,
                 info["median_r_cv"], n_sig)
+    return info
+
+
+def _write_maps(space, arrays: dict, out_dir: Path, n_atoms: int) -> None:
+    for name, arr in arrays.items():
+        save_npy(arr, out_dir / f"{name}.npy")
+    if space.kind != "array":
+        names = [f"atom-{k}" for k in range(n_atoms)]
+        space.to_dscalar(arrays["beta"], out_dir / "beta.dscalar.nii", names=[f"{n} beta" for n in names])
+        space.to_dscalar(arrays["t"], out_dir / "t.dscalar.nii", names=[f"{n} t" for n in names])
+        space.to_dscalar(arrays["q"], out_dir / "q.dscalar.nii", names=[f"{n} q" for n in names])
+        space.to_dscalar(np.vstack([arrays["r_cv"], arrays["q_r"]]), out_dir / "r_cv.dscalar.nii",
+                         names=["leave-one-run-out r", "q of the model fit"])
+
+
+def fit_subject(subject: str, spec: dict, workdir: Path) -> dict:
+    """First level for one subject (a :func:`vlmbrain.brain.run_per_subject` task).
+
+    Loads and z-scores the subject's runs, fits the encoder on the atoms, and writes
+    ``beta.npy`` (K, V), ``r_cv.npy`` (V,) and ``valid.npy`` (V,) into ``workdir``.
+    """
+    from vlmbrain.brain.loaders import load_runs
+    from vlmbrain.encoding import VoxelwiseEncoder
+    from vlmbrain.signal import zscore_runs
+
+    brain = load_runs(spec["paths"], tr=spec["tr"], expected_trs=spec["expected"], mask=spec["mask"],
+                      n_grayordinates=spec["n_grayordinates"])
+    mask = np.asarray(spec["train_mask"], bool)
+    runs = brain.runs[mask]
+    X, _ = zscore_runs(np.load(spec["atoms"]), runs)
+    valid = brain.valid
+    enc = VoxelwiseEncoder(method=spec["method"], chunk_size=spec["chunk_size"]).fit(
+        X, brain.data[mask][:, valid], runs=runs)
+    save_npy(_full(enc.coef_, valid), Path(workdir) / "beta.npy")
+    cv = enc.cv_r_ if enc.cv_r_ is not None else np.full(int(valid.sum()), np.nan, np.float32)
+    save_npy(_full(cv, valid), Path(workdir) / "r_cv.npy")
+    save_npy(valid, Path(workdir) / "valid.npy")
+    return {"n_valid": int(valid.sum()), "median_r_cv": float(np.nanmedian(cv))}
+
+
+def second_level(beta_paths, r_paths) -> dict:
+    """Random-effects test across subjects, streamed (one subject's maps in memory at a time).
+
+    Per (atom, grayordinate): one-sample t-test of the subjects' betas against 0 (two-sided).
+    Per grayordinate: one-sample t-test of the Fisher-z of the subjects' LORO r against 0
+    (one-sided, r > 0). Grayordinates missing (NaN) in some subject are tested on the others.
+
+    Returns
+    -------
+    dict with ``beta`` (mean, K×V), ``t``, ``p`` (K×V), ``r_cv`` (mean r, V), ``t_r``, ``p_r`` (V),
+    ``n`` (subjects per grayordinate).
+    """
+    from scipy import stats as sps
+
+    sums = {}
+    for name, paths in (("beta", beta_paths), ("r", r_paths)):
+        s1 = s2 = n = None
+        for path in paths:
+            x = np.load(path, mmap_mode="r").astype(np.float64)
+            if name == "r":
+                x = np.arctanh(np.clip(x, -0.999999, 0.999999))
+            ok = np.isfinite(x)
+            x = np.where(ok, x, 0.0)
+            if s1 is None:
+                s1, s2, n = np.zeros_like(x), np.zeros_like(x), np.zeros(x.shape, np.int64)
+            s1 += x
+            s2 += x * x
+            n += ok
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = s1 / n
+            var = (s2 - n * mean**2) / (n - 1)
+            t = mean / np.sqrt(var / n)
+        sums[name] = (mean, t, n)
+    mean_b, t_b, n_b = sums["beta"]
+    mean_z, t_r, n_r = sums["r"]
+    with np.errstate(invalid="ignore"):
+        p = 2 * sps.t.sf(np.abs(t_b), n_b - 1)
+        p_r = sps.t.sf(t_r, n_r - 1)
+    return {"beta": mean_b.astype(np.float32), "t": t_b.astype(np.float32), "p": p,
+            "r_cv": np.tanh(mean_z).astype(np.float32), "t_r": t_r.astype(np.float32), "p_r": p_r,
+            "n": n_b[0] if n_b.ndim == 2 else n_b}
+
+
+def encode_unit_per_subject(pipe, mdir: str, unit: str, out_dir: Path) -> dict:
+    """Per-subject first level (independent, resumable tasks; local pool or Dask) + second level.
+
+    Maps are the mean over subjects of the betas; p from the one-sample t-test across
+    subjects (random effects), FDR per atom map; prediction: the mean LORO r with a
+    one-sample test of its Fisher-z across subjects, FDR over grayordinates.
+    """
+    from vlmbrain.brain.subjects import run_per_subject
+    from vlmbrain.stats import fdr_bh
+
+    cfg, fcfg = pipe.config.encoding, pipe.config.fmri
+    if len(fcfg.subjects) < 3:
+        raise ConfigError(f"fmri.group = 'per-subject' needs at least 3 subjects for a test across subjects, "
+                          f"got {len(fcfg.subjects)}; use fmri.group: average")
+    if cfg.correction != "fdr":
+        raise ConfigError("fmri.group = 'per-subject' tests across subjects (one-sample t): use encoding.correction 'fdr'")
+    timeline = pipe.timeline()
+    atoms_path = pipe.run_dir / "dictionary" / mdir / unit / "atoms.npy"
+    spec_common = {"tr": timeline.tr, "expected": timeline.run_lengths, "mask": fcfg.mask and str(fcfg.mask),
+                   "n_grayordinates": fcfg.n_grayordinates, "train_mask": pipe.train_mask().tolist(),
+                   "atoms": str(atoms_path), "method": cfg.method, "chunk_size": cfg.chunk_size}
+    subjects = {f"sub-{i:03d}": {**spec_common, "paths": [str(p) for p in paths]}
+                for i, paths in enumerate(fcfg.subjects)}
+    sub_dir = out_dir / "subjects"
+    table = run_per_subject(fit_subject, subjects, sub_dir, scheduler=fcfg.scheduler, n_jobs=fcfg.n_jobs)
+    save_tsv(table, out_dir / "subjects.tsv")
+    ids = list(subjects)
+    res = second_level([sub_dir / s / "beta.npy" for s in ids], [sub_dir / s / "r_cv.npy" for s in ids])
+    q_beta = np.vstack([fdr_bh(pk, alpha=cfg.q)[1] for pk in res["p"]]).astype(np.float32)
+    q_r = fdr_bh(res["p_r"], alpha=cfg.q)[1].astype(np.float32)
+    arrays = {"beta": res["beta"], "t": res["t"], "p": res["p"].astype(np.float32), "q": q_beta,
+              "r_cv": res["r_cv"], "p_r": res["p_r"].astype(np.float32), "q_r": q_r}
+    brain = pipe.brain(mmap=True)
+    _write_maps(brain.space, arrays, out_dir, res["beta"].shape[0])
+    info = {"method": cfg.method, "group": "per-subject", "n_subjects": len(ids), "test": "one-sample t across subjects",
+            "correction": "fdr", "q": cfg.q, "n_significant_fit": int(np.nansum(q_r < cfg.q)),
+            "median_r_cv": float(np.nanmedian(res["r_cv"]))}
+    save_json(info, out_dir / "summary.json")
     return info
 
 
