@@ -144,3 +144,27 @@ def test_custom_captions_and_group_npy_through_encoding(tmp_path, rng):
     beta = np.load(out / "encoding" / "minilm" / "text" / "beta.npy")
     assert beta.shape == (4, 91282) and np.isfinite(beta).all()
     assert nib.load(out / "encoding" / "minilm" / "text" / "beta.dscalar.nii").shape == (4, 91282)
+
+
+def test_encoding_options_through_the_pipeline(tmp_path):
+    """AR(1), ridge and max-statistic FWER all run in the encoding stage on the same dictionary."""
+    cfg = demo_config(out_fast=True)
+    cfg.models = [ModelConfig(name="minilm")]
+    cfg.dictionary.n_atoms = 4
+    out = tmp_path / "run"
+    run_pipeline(cfg, out, stages=["dictionary"])
+    enc = out / "encoding" / "minilm" / "text"
+    for method, n_shifts, correction, null_pvalues in (("ar1", 0, "fdr", "calibrated"),
+                                                        ("ridge", 40, "fdr", "empirical"),
+                                                        ("ols", 40, "fwer", "calibrated")):
+        cfg.encoding.method, cfg.encoding.n_shifts = method, n_shifts
+        cfg.encoding.correction, cfg.encoding.null_pvalues = correction, null_pvalues
+        results = run_pipeline(cfg, out, stages=["encoding"])
+        assert [r.name for r in results if not r.skipped] == ["encoding:minilm/text"]
+        info = json.loads((enc / "summary.json").read_text())
+        assert info["method"] == method and info["correction"] == correction
+        q = np.load(enc / "q.npy")
+        assert q.shape == (4, 91282) and np.nanmin(q) >= 0 and np.nanmax(q) <= 1
+        if method == "ridge":
+            assert np.isfinite(np.load(enc / "alpha.npy")).all()
+            assert np.isnan(np.load(enc / "t.npy")).all()     # ridge has no t-values
