@@ -32,31 +32,10 @@ def test_second_level_equals_scipy_one_sample_t(tmp_path, rng):
 
 
 def _per_subject_config(tmp_path, rng, n_subjects):
-    import yaml
+    from conftest import write_caption_study
 
-    words = ["a red circle", "two blue squares above a green triangle", "one small yellow square",
-             "three large purple circles move left"]
-    for run in ("r1", "r2"):
-        lines = ["onset\tduration\ttext"] + [f"{4 * i}\t4\t{words[i % 4]}" for i in range(15)]
-        (tmp_path / f"{run}.tsv").write_text("\n".join(lines) + "\n")
-    subjects = []
-    for s in range(n_subjects):
-        paths = []
-        for run in ("r1", "r2"):
-            p = tmp_path / f"sub{s}_{run}.npy"
-            np.save(p, rng.normal(size=(60, 300)).astype(np.float32))
-            paths.append(str(p))
-        subjects.append(paths)
-    path = tmp_path / "run.yaml"
-    path.write_text(yaml.safe_dump({
-        "stimulus": {"kind": "custom", "runs": [{"name": "r1", "n_trs": 60, "captions": "r1.tsv"},
-                                                 {"name": "r2", "n_trs": 60, "captions": "r2.tsv"}]},
-        "fmri": {"kind": "npy", "subjects": subjects, "group": "per-subject", "scheduler": "threads", "n_jobs": 2},
-        "models": [{"name": "minilm"}],
-        "dictionary": {"n_atoms": 3},
-        "encoding": {"n_shifts": 0},
-    }))
-    return path, subjects
+    return write_caption_study(tmp_path, rng, n_subjects, 300, n_atoms=3,
+                               fmri_extra={"group": "per-subject", "scheduler": "threads", "n_jobs": 2})
 
 
 def test_per_subject_pipeline_matches_a_direct_second_level(tmp_path, rng):

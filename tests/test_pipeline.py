@@ -108,32 +108,12 @@ def test_unknown_stage():
 
 def test_custom_captions_and_group_npy_through_encoding(tmp_path, rng):
     """A user's own data: TSV captions per run, two subjects of .npy runs on 91,282 grayordinates."""
-    import yaml
+    from conftest import STUDY_WORDS, write_caption_study
 
     from vlmbrain.config import load_config
 
-    words = ["a red circle", "two blue squares above a green triangle", "one small yellow square",
-             "three large purple circles move left"]
-    for run in ("r1", "r2"):
-        lines = ["onset\tduration\ttext"] + [f"{4 * i}\t4\t{words[i % 4]}" for i in range(15)]
-        (tmp_path / f"{run}.tsv").write_text("\n".join(lines) + "\n")
-    subjects = []
-    for s in range(2):
-        paths = []
-        for run in ("r1", "r2"):
-            p = tmp_path / f"sub{s}_{run}.npy"
-            np.save(p, rng.normal(size=(60, 91282)).astype(np.float32))
-            paths.append(str(p))
-        subjects.append(paths)
-    cfg_path = tmp_path / "run.yaml"
-    cfg_path.write_text(yaml.safe_dump({
-        "stimulus": {"kind": "custom", "runs": [{"name": "r1", "n_trs": 60, "captions": "r1.tsv"},
-                                                 {"name": "r2", "n_trs": 60, "captions": "r2.tsv"}]},
-        "fmri": {"kind": "npy", "subjects": subjects, "n_grayordinates": 91282},
-        "models": [{"name": "minilm"}],
-        "dictionary": {"n_atoms": 4},
-        "encoding": {"n_shifts": 0},
-    }))
+    words = STUDY_WORDS
+    cfg_path, _ = write_caption_study(tmp_path, rng, 2, 91282, fmri_extra={"n_grayordinates": 91282})
     cfg = load_config(cfg_path)
     out = tmp_path / "run"
     run_pipeline(cfg, out, stages=["encoding"])
