@@ -32,7 +32,7 @@ def test_second_level_equals_scipy_one_sample_t(tmp_path, rng):
 
 
 def _per_subject_config(tmp_path, rng, n_subjects):
-    from conftest import write_caption_study
+    from vlmbrain._testing import write_caption_study
 
     return write_caption_study(tmp_path, rng, n_subjects, 300, n_atoms=3,
                                fmri_extra={"group": "per-subject", "scheduler": "threads", "n_jobs": 2})

@@ -108,7 +108,7 @@ def test_unknown_stage():
 
 def test_custom_captions_and_group_npy_through_encoding(tmp_path, rng):
     """A user's own data: TSV captions per run, two subjects of .npy runs on 91,282 grayordinates."""
-    from conftest import STUDY_WORDS, write_caption_study
+    from vlmbrain._testing import STUDY_WORDS, write_caption_study
 
     from vlmbrain.config import load_config
 
