@@ -1,0 +1,99 @@
+"""Write the stored reference outputs of the small regression configuration.
+
+Run from the repository root when a change *intends* to alter the numbers:
+
+    python tests/regression/make_reference.py
+
+It runs :data:`CONFIG` through the pipeline into a temporary folder and stores every table in
+full and every array on a fixed subsample of columns (plus its finite sum, sum of squares and NaN
+count) under ``tests/regression/reference/``. ``test_reference_outputs.py`` re-runs the same
+configuration and compares to 1e-6.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REFERENCE = HERE / "reference"
+
+#: A small demo: two runs of 60 TRs, both toy models, the calibrated shift null, spin test.
+CONFIG = {
+    "seed": 0,
+    "stimulus": {"kind": "demo", "tr": 1.0},
+    "fmri": {"kind": "demo"},
+    "models": [{"name": "toy-clip"}, {"name": "toy-meter"}],
+    "dictionary": {"n_atoms": 6, "alpha": 0.1},
+    "encoding": {"n_shifts": 40, "null_pvalues": "calibrated", "correction": "fdr"},
+    "networks": {"null": "spin", "n_perm": 10},
+    "report": {"surface_figures": False},
+    "demo": {"n_runs": 2, "run_length": 60},
+}
+
+#: Array files compared (relative to the run directory; globbed).
+ARRAY_GLOBS = ("signal/*/*/timecourses.npy", "dictionary/*/*/atoms.npy", "dictionary/*/*/codes.npy",
+               "encoding/*/*/*.npy", "brain/valid.npy")
+TABLE_GLOBS = ("analysis/*.tsv", "demo/recovery*.tsv", "stimulus/timeline.tsv", "dictionary/*/*/neurons.tsv")
+STEP = 97   # column subsample of (.., V) arrays
+
+
+def fingerprint(arr: np.ndarray) -> dict:
+    a = np.asarray(arr, dtype=np.float64)
+    fin = np.isfinite(a)
+    return {"shape": list(a.shape), "nan": int((~fin).sum()), "sum": float(a[fin].sum()),
+            "sumsq": float((a[fin] ** 2).sum())}
+
+
+def subsample(arr: np.ndarray) -> np.ndarray:
+    a = np.asarray(arr)
+    if a.ndim == 0:
+        return a
+    return a[..., ::STEP] if a.shape[-1] > 1000 else a
+
+
+def run(out: Path) -> None:
+    from vlmbrain.config import validate_config
+    from vlmbrain.pipeline import run_pipeline
+
+    run_pipeline(validate_config(CONFIG), out)
+
+
+def collect(out: Path) -> tuple[dict, dict, dict]:
+    arrays, prints, tables = {}, {}, {}
+    for pattern in ARRAY_GLOBS:
+        for path in sorted(out.glob(pattern)):
+            rel = path.relative_to(out).as_posix()
+            a = np.load(path)
+            if a.dtype == bool:
+                a = a.astype(np.float32)
+            arrays[rel] = subsample(a)
+            prints[rel] = fingerprint(a)
+    for pattern in TABLE_GLOBS:
+        for path in sorted(out.glob(pattern)):
+            tables[path.relative_to(out).as_posix()] = path.read_text()
+    return arrays, prints, tables
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "run"
+        run(out)
+        arrays, prints, tables = collect(out)
+    REFERENCE.mkdir(exist_ok=True)
+    np.savez_compressed(REFERENCE / "arrays.npz", **{k.replace("/", "__"): v for k, v in arrays.items()})
+    (REFERENCE / "fingerprints.json").write_text(json.dumps(prints, indent=1, sort_keys=True))
+    for rel, text in tables.items():
+        dest = REFERENCE / "tables" / rel.replace("/", "__")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(text)
+    print(f"{len(arrays)} arrays, {len(tables)} tables written to {REFERENCE}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
