@@ -1,10 +1,11 @@
-"""Atlases, overlap metrics and affiliation with spatial nulls (METHOD.md §5)."""
+"""Atlases, overlap metrics and affiliation with spatial nulls (docs/method.md)."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from vlmbrain import networks as nw
+from vlmbrain.networks import nulls
 from vlmbrain.errors import ConfigError, DimensionError, InputFileError
 from vlmbrain.networks import (
     Atlas,
@@ -267,7 +268,7 @@ def test_dscalar_is_not_an_atlas(tmp_path):
 
 # ----------------------------------------------------------------------------- spin test (real fsLR sphere)
 def test_spin_identity_rotation_is_identity(cabnp, monkeypatch):
-    monkeypatch.setattr(nw, "_rotation_matrices", lambda n, seed: np.repeat(np.eye(3)[None], n, axis=0))
+    monkeypatch.setattr(nulls, "_rotation_matrices", lambda n, seed: np.repeat(np.eye(3)[None], n, axis=0))
     nw.clear_spin_cache()
     idx = nw.spin_indices(cabnp.surface, n_perm=2, random_state=123)
     for hemi in ("left", "right"):
@@ -280,7 +281,7 @@ def test_spin_matches_brute_force_nearest_neighbour(cabnp):
 
     n = 3
     idx = nw.spin_indices(cabnp.surface, n_perm=n, random_state=7)
-    rot = nw._rotation_matrices(n, 7)
+    rot = nulls._rotation_matrices(n, 7)
     F = np.diag([-1.0, 1.0, 1.0])
     sub = np.random.default_rng(0).choice(29000, 300, replace=False)
     for hemi in ("left", "right"):
@@ -389,3 +390,88 @@ def test_spin_is_less_anticonservative_than_permutation_for_smooth_maps(cabnp, s
     assert np.all(best["permutation"] == pytest.approx(1 / (n_perm + 1)))
     assert np.median(best["spin"]) > 2 / (n_perm + 1)
     assert (best["spin"] > 0.05).sum() >= 2
+
+
+# ----------------------------------------------------------------------------- atlas registry
+@pytest.fixture
+def registry(monkeypatch):
+    """A private copy of the atlas registry, so atlases registered by a test do not leak."""
+    from vlmbrain.networks import atlas as atlas_module
+
+    monkeypatch.setattr(atlas_module, "_REGISTRY", dict(atlas_module._REGISTRY))
+    return atlas_module._REGISTRY
+
+
+def _tiny_blocks():
+    """An atlas on a plain 350-column array space: three networks of 100 columns, 50 unassigned."""
+    labels = np.concatenate([np.full(100, 1), np.full(100, 2), np.full(100, 3), np.zeros(50, int)])
+    names = {1: "Early Visual", 2: "Dorsal Attention", 3: "Default"}
+    colors = {1: (1.0, 0.0, 0.0, 1.0), 2: (0.0, 1.0, 0.0, 1.0), 3: (0.0, 0.0, 1.0, 1.0)}
+    return Atlas("tiny-blocks", labels, names, colors, labels.size, source="tests")
+
+
+def test_registered_atlas_loads_by_name(registry):
+    assert list(nw.list_atlases())[:3] == ["cabnp", "yeo7", "yeo17"]
+    nw.register_atlas("Tiny-Blocks", _tiny_blocks, "three block networks on 350 columns")
+    assert nw.list_atlases()["tiny-blocks"] == "three block networks on 350 columns"
+    atlas = load_atlas("tiny-blocks", n_grayordinates=350)
+    assert atlas.name == "tiny-blocks" and atlas.network_names == ["Early Visual", "Dorsal Attention", "Default"]
+    assert load_atlas("TINY-BLOCKS").names == atlas.names  # names are case-insensitive
+    with pytest.raises(DimensionError, match="350 grayordinates but the data have 91282"):
+        load_atlas("tiny-blocks", n_grayordinates=91282)
+    # a registered atlas is an ordinary atlas for the analysis
+    pos = np.zeros((1, 350), bool)
+    pos[0, 100:180] = True
+    table = affiliate(pos, np.zeros_like(pos), atlas, null="permutation", n_perm=99, random_state=0)
+    assert affiliation_summary(table).set_index(["atom", "sign"]).loc[(0, "+"), "network"] == "Dorsal Attention"
+
+
+def test_unknown_atlas_lists_registered_names(registry):
+    nw.register_atlas("tiny-blocks", _tiny_blocks)
+    with pytest.raises(ConfigError, match="unknown atlas 'glasser'; use one of cabnp, yeo7, yeo17, tiny-blocks"):
+        load_atlas("glasser")
+
+
+def test_register_atlas_errors(registry):
+    nw.register_atlas("tiny-blocks", _tiny_blocks)
+    with pytest.raises(ConfigError, match="already registered"):
+        nw.register_atlas("Tiny-Blocks", _tiny_blocks)
+    with pytest.raises(ConfigError, match="already registered"):
+        nw.register_atlas("cab-np", _tiny_blocks)  # an alias of a built-in
+    nw.register_atlas("tiny-blocks", lambda: _tiny_blocks(), "replaced", replace=True)
+    assert nw.list_atlases()["tiny-blocks"] == "replaced"
+    with pytest.raises(ConfigError, match="not allowed"):
+        nw.register_atlas("atlases/mine.dlabel.nii", _tiny_blocks)
+    with pytest.raises(ConfigError, match="must be a callable"):
+        nw.register_atlas("mine", "not a loader")
+    nw.register_atlas("broken", lambda: np.zeros(3))
+    with pytest.raises(ConfigError, match="returned a ndarray, not an Atlas"):
+        load_atlas("broken")
+
+
+# ----------------------------------------------------------------------------- names and colours
+def test_network_lookup_tolerates_spellings():
+    atlas = _tiny_blocks()
+    for spelling in ("Dorsal Attention", "dorsal_attention", "Dorsal-attention", "DORSALATTENTION", 2):
+        assert atlas.find_network(spelling) == 2
+        assert atlas.network_id(spelling) == 2
+        assert atlas.color_of(spelling) == (0.0, 1.0, 0.0, 1.0)
+    np.testing.assert_array_equal(atlas.mask("dorsal-attention"), atlas.labels == 2)
+    assert atlas.find_network("Nope") is None and atlas.find_network(7) is None
+    assert atlas.color_of("Nope") is None
+    with pytest.raises(ConfigError, match="has no network 'Nope'; networks: Early Visual, Dorsal Attention, Default"):
+        atlas.network_id("Nope")
+    assert nw.normalize_network_name("Dorsal-attention") == nw.normalize_network_name("dorsal_attention")
+    # arbitrary spellings in atlas order; unknown names last, in their given order
+    assert atlas.order_networks(["default", "zeta", "Early-Visual", "alpha", "Dorsal Attention"]) == [
+        "Early-Visual", "Dorsal Attention", "default", "zeta", "alpha"]
+
+
+def test_color_of_matches_the_colour_table(cabnp):
+    table = network_colors(cabnp)
+    for name in cabnp.network_names:
+        assert cabnp.color_of(name) == pytest.approx(table[name])
+        assert cabnp.color_of(name.upper().replace(" ", "_")) == pytest.approx(table[name])
+    atlas = _tiny_blocks()
+    del atlas.colors[3]
+    assert atlas.color_of("Default") == (0.5, 0.5, 0.5, 1.0) == network_colors(atlas)["Default"]
