@@ -1,9 +1,15 @@
-"""PyTorch backend for :class:`vlmbrain.encoding.VoxelwiseEncoder` (GPU or CPU).
+"""PyTorch backend of :mod:`vlmbrain.encoding` (GPU or CPU).
 
-Only the O(T·K·V) part moves to the device: per run and column block, the GEMM
-``[Xc_r, 1]ᵀ Y_r`` (cross products and column sums), the sums of squares, and for AR(1)
-the lag-1 cross products (raw moments). Everything downstream (centring, K × K solves,
-t, CV) stays in float64 numpy on the host, identical to the numpy backend.
+Encoder (:class:`TorchStats`): only the O(T·K·V) part moves to the device: per run and
+column block, the GEMM ``[Xc_r, 1]ᵀ Y_r`` (cross products and column sums), the sums of
+squares, and for AR(1) the lag-1 cross products (raw moments). Everything downstream
+(centring, K × K solves, t, CV) stays in float64 numpy on the host, identical to the
+numpy backend.
+
+Shift null (:class:`TorchShiftNull`): the FFT cross-correlations of one column chunk,
+the studentized null t-values, the exceedance counts, the maxima over columns and the
+null moments (mean of ``t_s²`` and mean / variance of the null R² over shifts), in
+float32 on the device.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ class TorchStats:
         self._cache = {}
 
     def raw_moments(self, Z, Yr, lag):
-        """Same contract as ``vlmbrain.encoding._numpy_raw_moments``: ``Zᵀ Y``, ``Σ y²`` and,
+        """Same contract as ``vlmbrain.encoding.statistics.numpy_raw_moments``: ``Zᵀ Y``, ``Σ y²`` and,
         for AR(1), the lag-1 cross products, computed on the device, returned as numpy."""
         key = (Z.__array_interface__["data"][0], Z.shape, str(Z.dtype))
         if key not in self._cache:
@@ -57,7 +63,8 @@ class TorchShiftNull:
 
     Same arithmetic as the numpy path: polyphase rFFT of ``Y / sigma``, products with the
     conjugate spectra of the orthonormalised atoms ``Qh`` (d, 1, K, F), inverse rFFT of
-    length ``L``, the lags ``js``, standardised betas ``Mz @ P``, counts and maxima.
+    length ``L``, the lags ``js``, standardised betas ``Mz @ P``, counts, maxima and null
+    moments.
     """
 
     def __init__(self, Qh, Mz, L, d, js, device=None):
@@ -69,6 +76,28 @@ class TorchShiftNull:
         self.L, self.d, self.js = L, d, js
 
     def null_chunk(self, Ys, t0a, fac, r20, df=None):
+        """Null statistics of one chunk of ``c`` columns over the ``S`` shifts.
+
+        Parameters
+        ----------
+        Ys : ndarray (T, c), float32
+            Run-centred data divided by the observed residual standard deviation.
+        t0a : ndarray (c, K), float32
+            Observed ``|t|``.
+        fac : ndarray (c,), float32
+            Observed ``sigma² / yy``.
+        r20 : ndarray (c,), float32
+            Observed R².
+        df : int, optional
+            Residual degrees of freedom; when given every shift gets its own residual
+            variance (studentized null t).
+
+        Returns
+        -------
+        count_z (c, K), max_z (K, S), count_r2 (c,), max_r2 (S,),
+        z_var (c, K) = mean over shifts of ``t_s²``, r2_mean (c,), r2_var (c,)
+        (population variance over shifts), all numpy.
+        """
         dev = self.device
         c = Ys.shape[1]
         Y = torch.from_numpy(Ys).to(dev).reshape(self.L, self.d, c)
@@ -84,11 +113,15 @@ class TorchShiftNull:
         if df is not None:  # studentize: sigma / sigma_s per (column, shift)
             f = torch.from_numpy(fac).to(dev).clamp_min(1e-30)[:, None]
             Z *= torch.sqrt(df / (1.0 / f - ess).clamp_min(1e-12))[:, None, :]
+        zv = (Z * Z).sum(dim=2) / Z.shape[2]                               # (c, K)
         Z.abs_()
         cz = (Z >= torch.from_numpy(t0a).to(dev)[:, :, None]).sum(dim=2)
         mz = Z.amax(dim=0)
         del Z
         r2n = ess * torch.from_numpy(fac).to(dev)[:, None]
         cr = (r2n >= torch.from_numpy(r20).to(dev)[:, None]).sum(dim=1)
+        r2m = r2n.mean(dim=1)
+        r2v = ((r2n - r2m[:, None]) ** 2).mean(dim=1)
         return (cz.cpu().numpy(), mz.cpu().numpy(), cr.cpu().numpy(),
-                r2n.amax(dim=0).cpu().numpy())
+                r2n.amax(dim=0).cpu().numpy(), zv.cpu().numpy(), r2m.cpu().numpy(),
+                r2v.cpu().numpy())

@@ -1,0 +1,221 @@
+"""Inference on encoding maps: p-values, multiple-comparison correction, second level.
+
+One subject (or a group average), :func:`fit_and_infer`:
+
+- maps from the registered solver (``method``), leave-one-run-out prediction r;
+- p for every (atom, grayordinate) from ``|t|`` and for every grayordinate from the
+  full-model R², either from the circular-shift null of the OLS model (all atoms shifted
+  jointly, :func:`vlmbrain.encoding.shift_null`) — *calibrated* (the null's spread at
+  every grayordinate, tail from a fitted Gaussian / scaled χ²) or *empirical* (rank among
+  the shifts) — or, with ``n_shifts = 0``, parametric (Student t with the model's
+  residual dof for β, F(K, dof) for R²);
+- correction: Benjamini–Hochberg FDR *per atom map* (each atom's map is its own family)
+  and over grayordinates for the model fit (:func:`fdr_per_map`), or max-statistic FWER
+  from the same shift null.
+
+Several subjects, :func:`second_level`: random effects, a one-sample t-test across
+subjects of the betas and of the Fisher-z of the prediction r (docs/method.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vlmbrain.encoding.estimator import VoxelwiseEncoder
+from vlmbrain.encoding.null import shift_null
+from vlmbrain.errors import ConfigError
+from vlmbrain.stats import fdr_bh
+
+logger = logging.getLogger("vlmbrain")
+
+__all__ = ["EncodingResult", "fit_and_infer", "fdr_per_map", "parametric_pvalues",
+           "shift_null_pvalues", "second_level"]
+
+
+@dataclass
+class EncodingResult:
+    """Maps and summary of :func:`fit_and_infer`, over the valid columns only.
+
+    Attributes
+    ----------
+    arrays : dict of str → ndarray
+        ``beta``, ``t``, ``p``, ``q`` (n_atoms, V); ``r_cv``, ``p_r``, ``q_r`` (V,); and
+        ``r2_cv`` / ``alpha`` (V,) when the method gives them, ``p_empirical`` /
+        ``p_r_empirical`` when calibrated shift-null p-values replace the empirical ones.
+        ``t`` and ``r_cv`` are NaN where the method has no t-values / no CV.
+    info : dict
+        ``method``, ``n_timepoints``, ``n_atoms``, ``correction``, ``q``, ``null``
+        (``"circular-shift"`` | ``"parametric"``), and ``n_shifts`` / ``null_pvalues``
+        (shift null) or ``dof`` (parametric); ``note`` when the p-values come from the
+        OLS null but the maps from another method.
+    """
+
+    arrays: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+
+def fdr_per_map(p, q):
+    """Benjamini–Hochberg q-values per row of a (K, V) array (each atom map its own family)."""
+    p = np.asarray(p)
+    return np.vstack([fdr_bh(p[k], alpha=q)[1] for k in range(p.shape[0])])
+
+
+def parametric_pvalues(tvalues, r2, dof, n_atoms):
+    """Two-sided Student-t p of every t-value and the F-test p of every R².
+
+    ``F = (R² / K) / ((1 − R²) / dof)`` with ``(K, dof)`` degrees of freedom; R² is
+    clipped to ``[0, 1 − 1e-12]``.
+    """
+    from scipy import stats as sps
+
+    p_beta = 2 * sps.t.sf(np.abs(tvalues), dof)
+    r2 = np.clip(np.asarray(r2, dtype=np.float64), 0, 1 - 1e-12)
+    fstat = (r2 / n_atoms) / ((1 - r2) / dof)
+    p_r = sps.f.sf(fstat, n_atoms, dof)
+    return p_beta, p_r
+
+
+def shift_null_pvalues(null, null_pvalues="calibrated", backend="numpy"):
+    """``(p_beta, p_r, empirical)`` from a :class:`~vlmbrain.encoding.ShiftNullResult`.
+
+    ``null_pvalues="calibrated"`` reads the tails from the null moments
+    (:attr:`~vlmbrain.encoding.ShiftNullResult.p_t_calibrated`,
+    :attr:`~vlmbrain.encoding.ShiftNullResult.p_r2_calibrated`) and returns the empirical
+    p-values as ``empirical = (p_beta, p_r)``; ``"empirical"`` (or a null without moments)
+    returns the rank p-values and ``empirical = None``.
+    """
+    p_beta, p_r = null.p_t, null.p_r2
+    empirical = None
+    if null_pvalues == "calibrated":
+        if null.null_z_var is None:
+            logger.warning("the %s backend returns no null moments: empirical shift-null p-values", backend)
+        else:
+            empirical = (p_beta, p_r)
+            p_beta, p_r = null.p_t_calibrated, null.p_r2_calibrated
+    return p_beta, p_r, empirical
+
+
+def fit_and_infer(X, Y, runs, *, method="ols", n_shifts=1000, null_pvalues="calibrated",
+                  correction="fdr", q=0.05, chunk_size=8192, backend="numpy",
+                  random_state=0) -> EncodingResult:
+    """Fit the encoding model and test every map.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_timepoints, n_atoms)
+        Atom time courses, already z-scored within runs.
+    Y : ndarray of shape (n_timepoints, n_valid), float32
+        fMRI data of the valid grayordinates.
+    runs : ndarray of int, shape (n_timepoints,)
+        Run index of every TR.
+    method : str, default="ols"
+        A registered solver (:data:`vlmbrain.encoding.SOLVERS`).
+    n_shifts : int, default=1000
+        Circular shifts of the null; ``0`` → parametric p-values (needs t-values).
+    null_pvalues : {"calibrated", "empirical"}, default="calibrated"
+    correction : {"fdr", "fwer"}, default="fdr"
+        FWER uses the max-statistic of the shift null (needs ``n_shifts > 0``).
+    q : float, default=0.05
+        FDR level / FWER alpha (the q-values themselves do not depend on it).
+    chunk_size : int, default=8192
+        Columns per chunk of the encoder; the shift null uses ``min(chunk_size, 512)``.
+    backend : {"numpy", "torch"}, default="numpy"
+        Used by the encoder and by the shift null.
+    random_state : int, default=0
+        Seed of the shift null.
+
+    Returns
+    -------
+    EncodingResult
+    """
+    if n_shifts <= 0:
+        if method == "ridge":
+            raise ConfigError("encoding.n_shifts = 0 (parametric p) needs encoding.method 'ols' or 'ar1'; "
+                              "ridge has no t-statistics: set encoding.n_shifts > 0")
+        if correction == "fwer":
+            raise ConfigError("encoding.correction = 'fwer' uses the max-statistic of the shift null: "
+                              "set encoding.n_shifts > 0, or use correction 'fdr'")
+    enc = VoxelwiseEncoder(method=method, chunk_size=chunk_size, backend=backend).fit(X, Y, runs=runs)
+    coef = enc.coef_
+    tvals = enc.tvalues_ if enc.tvalues_ is not None else np.full_like(coef, np.nan)
+    cv_r = enc.cv_r_ if enc.cv_r_ is not None else np.full(Y.shape[1], np.nan, np.float32)
+    n_atoms = X.shape[1]
+    info = {"method": method, "n_timepoints": int(Y.shape[0]), "n_atoms": int(n_atoms),
+            "correction": correction, "q": q}
+    extra = {}
+    if n_shifts > 0:
+        null = shift_null(X, Y, runs=runs, n_shifts=n_shifts, random_state=random_state,
+                          chunk_size=min(chunk_size, 512), backend=backend)
+        p_beta, p_r, empirical = shift_null_pvalues(null, null_pvalues, backend)
+        if empirical is not None:
+            extra["p_empirical"], extra["p_r_empirical"] = empirical
+        info.update(null="circular-shift", n_shifts=null.n_shifts, null_pvalues=null_pvalues)
+        if correction == "fwer":
+            _, q_beta = null.fwer_t(q)
+            _, q_r = null.fwer_r2(q)
+        if method != "ols":
+            info["note"] = ("p-values from the shift null of the OLS model; coefficient maps from "
+                            f"the {method} fit")
+    else:
+        if enc.tvalues_ is None:
+            raise ConfigError(f"encoding.n_shifts = 0 (parametric p) needs t-values; method {method!r} "
+                              "gives none: set encoding.n_shifts > 0")
+        dof = float(enc.dof_)
+        p_beta, p_r = parametric_pvalues(tvals, enc.r2_, dof, n_atoms)
+        info.update(null="parametric", dof=dof)
+    if correction == "fdr":
+        q_beta = fdr_per_map(p_beta, q)
+        q_r = fdr_bh(p_r, alpha=q)[1]
+    arrays = {"beta": coef, "t": tvals, "p": p_beta, "q": q_beta, "r_cv": cv_r, "p_r": p_r, "q_r": q_r}
+    if getattr(enc, "cv_r2_", None) is not None:
+        arrays["r2_cv"] = enc.cv_r2_
+    if getattr(enc, "alphas_", None) is not None:
+        arrays["alpha"] = np.asarray(enc.alphas_, np.float32)
+    arrays.update(extra)
+    return EncodingResult(arrays=arrays, info=info)
+
+
+def second_level(beta_paths, r_paths) -> dict:
+    """Random-effects test across subjects, streamed (one subject's maps in memory at a time).
+
+    Per (atom, grayordinate): one-sample t-test of the subjects' betas against 0 (two-sided).
+    Per grayordinate: one-sample t-test of the Fisher-z of the subjects' LORO r against 0
+    (one-sided, r > 0). Grayordinates missing (NaN) in some subject are tested on the others.
+
+    Returns
+    -------
+    dict with ``beta`` (mean, K×V), ``t``, ``p`` (K×V), ``r_cv`` (mean r, V), ``t_r``, ``p_r`` (V),
+    ``n`` (subjects per grayordinate).
+    """
+    from scipy import stats as sps
+
+    sums = {}
+    for name, paths in (("beta", beta_paths), ("r", r_paths)):
+        s1 = s2 = n = None
+        for path in paths:
+            x = np.load(path, mmap_mode="r").astype(np.float64)
+            if name == "r":
+                x = np.arctanh(np.clip(x, -0.999999, 0.999999))
+            ok = np.isfinite(x)
+            x = np.where(ok, x, 0.0)
+            if s1 is None:
+                s1, s2, n = np.zeros_like(x), np.zeros_like(x), np.zeros(x.shape, np.int64)
+            s1 += x
+            s2 += x * x
+            n += ok
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = s1 / n
+            var = (s2 - n * mean**2) / (n - 1)
+            t = mean / np.sqrt(var / n)
+        sums[name] = (mean, t, n)
+    mean_b, t_b, n_b = sums["beta"]
+    mean_z, t_r, n_r = sums["r"]
+    with np.errstate(invalid="ignore"):
+        p = 2 * sps.t.sf(np.abs(t_b), n_b - 1)
+        p_r = sps.t.sf(t_r, n_r - 1)
+    return {"beta": mean_b.astype(np.float32), "t": t_b.astype(np.float32), "p": p,
+            "r_cv": np.tanh(mean_z).astype(np.float32), "t_r": t_r.astype(np.float32), "p_r": p_r,
+            "n": n_b[0] if n_b.ndim == 2 else n_b}

@@ -1,0 +1,370 @@
+"""Circular-shift null of the atom time courses for the OLS encoding model.
+
+The atoms, centred within runs, are shifted jointly and circularly over the concatenated
+timeline, and the data are refitted on every shifted design. A joint circular shift
+permutes the rows, so the Gram matrix is unchanged and every null fit comes from the
+circular cross-correlations of the orthonormalised atoms with the data, computed for all
+lags at once with FFTs. :func:`shift_null` returns the observed statistics, empirical
+p-values, the max-statistic nulls for FWER, and the null moments used for calibrated
+p-values (:class:`ShiftNullResult`), with the numpy or the torch backend.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.fft as sfft
+from threadpoolctl import threadpool_limits
+
+from vlmbrain.encoding._checks import _check_xy, _check_y_finite, _torch_module, check_runs
+from vlmbrain.encoding.statistics import Design
+from vlmbrain.errors import ConfigError, DimensionError
+from vlmbrain.stats import fwer_maxstat, permutation_pvalue
+
+logger = logging.getLogger("vlmbrain")
+
+__all__ = ["ShiftNullResult", "shift_null"]
+
+
+@dataclass
+class ShiftNullResult:
+    """Result of :func:`shift_null`.
+
+    Attributes
+    ----------
+    shifts : ndarray of int, shape (n_shifts,)
+        The circular shifts (in TRs) that were applied to the atom time courses.
+    beta, tvalues : ndarray of shape (n_atoms, n_grayordinates)
+        Observed OLS estimates (identical to ``VoxelwiseEncoder(method="ols")``).
+    r2 : ndarray of shape (n_grayordinates,)
+        Observed in-sample R² of the full model (after removing run means).
+    p_beta : ndarray of shape (n_atoms, n_grayordinates)
+        Two-sided p-values of the t-value, ``(1 + #{s: |t_s| >= |t|}) / (1 + n_shifts)``,
+        where ``t_s = beta_s / se_s`` re-estimates the residual variance for every shift (a
+        studentized permutation statistic: with the observed residual variance, a strong
+        effect would shrink the observed ``se`` and inflate every null value, costing power
+        exactly where the signal is). ``p_t`` is an alias.
+    p_r2 : ndarray of shape (n_grayordinates,)
+        One-sided p-value of the full-model fit (R²; equivalently the multiple
+        correlation R = sqrt(R²)). ``p_r`` is the same array.
+    null_max_z : ndarray of shape (n_shifts, n_atoms)
+        Per shift and atom, max over grayordinates of ``|t_s|`` (the null counterpart of
+        ``|tvalues|``, for max-statistic FWER per atom map).
+    null_max_r2 : ndarray of shape (n_shifts,)
+        Per shift, max over grayordinates of R².
+    dof : float
+    beta_null : ndarray of shape (n_shifts, n_atoms, n_grayordinates) or None
+        Only with ``return_null=True`` (small problems / tests).
+    null_z_var : ndarray of shape (n_atoms, n_grayordinates) or None
+        Mean over shifts of ``t_s²``: the null variance of the t-value at every (atom,
+        grayordinate) — above 1 where autocorrelated noise inflates it.
+    null_r2_mean, null_r2_var : ndarray of shape (n_grayordinates,) or None
+        Mean and variance over shifts of the null R².
+
+    Notes
+    -----
+    Empirical p-values cannot go below ``1 / (n_shifts + 1)``; with few shifts (short data)
+    no map survives FDR over ~10⁵ grayordinates. :attr:`p_t_calibrated` and
+    :attr:`p_r2_calibrated` keep the null's calibration (its spread at every grayordinate,
+    from the same shifts) but read the tail from a fitted distribution: a centred Gaussian
+    of variance ``null_z_var`` for ``t``, and a scaled χ² matched to the null R²'s mean and
+    variance (Satterthwaite) for R². Both backends return the null moments.
+    """
+
+    shifts: np.ndarray
+    beta: np.ndarray
+    tvalues: np.ndarray
+    r2: np.ndarray
+    p_beta: np.ndarray
+    p_r2: np.ndarray
+    null_max_z: np.ndarray
+    null_max_r2: np.ndarray
+    dof: float
+    decimation: int = 1
+    beta_null: np.ndarray | None = field(default=None, repr=False)
+    null_z_var: np.ndarray | None = field(default=None, repr=False)
+    null_r2_mean: np.ndarray | None = field(default=None, repr=False)
+    null_r2_var: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def p_t_calibrated(self):
+        """Two-sided p of ``t`` against N(0, null_z_var) at each (atom, grayordinate)."""
+        if self.null_z_var is None:
+            return None
+        from scipy.special import ndtr
+
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = np.abs(self.tvalues.astype(np.float64)) / np.sqrt(self.null_z_var.astype(np.float64))
+        return 2.0 * ndtr(-z)
+
+    @property
+    def p_r2_calibrated(self):
+        """One-sided p of R² against a scaled χ² fitted to the null R² at each grayordinate."""
+        if self.null_r2_mean is None:
+            return None
+        from scipy.stats import chi2
+
+        m = self.null_r2_mean.astype(np.float64)
+        v = np.maximum(self.null_r2_var.astype(np.float64), 1e-30)
+        scale = v / (2.0 * np.maximum(m, 1e-30))
+        dof = 2.0 * m * m / v
+        return chi2.sf(self.r2.astype(np.float64) / scale, dof)
+
+    @property
+    def p_r(self):
+        """Alias of ``p_r2`` (the multiple correlation R = sqrt(R²) is monotone in R²)."""
+        return self.p_r2
+
+    @property
+    def p_t(self):
+        """Alias of ``p_beta`` (see the class docstring)."""
+        return self.p_beta
+
+    @property
+    def n_shifts(self):
+        return int(self.shifts.size)
+
+    def fwer_t(self, alpha=0.05):
+        """Max-statistic FWER p-values of ``|t|`` per atom map → ``(reject, p)`` (K, V)."""
+        return fwer_maxstat(np.abs(self.tvalues), self.null_max_z, alpha=alpha)
+
+    def fwer_r2(self, alpha=0.05):
+        """Max-statistic FWER p-values of R² → ``(reject, p)`` (V,)."""
+        return fwer_maxstat(self.r2, self.null_max_r2, alpha=alpha)
+
+
+def _studentize(ess, fac, df):
+    """``sigma / sigma_s`` per (column, shift) from the null's explained sum of squares.
+
+    ``ess`` is in units of the observed residual variance ``sigma²`` and ``fac = sigma² / yy``,
+    so the shifted model's residual variance is ``sigma_s² = sigma² (1/fac - ess) / df``.
+    """
+    rss = np.maximum(1.0 / np.maximum(fac[:, None], 1e-30) - ess, 1e-12)
+    return np.sqrt(df / rss).astype(np.float32)
+
+
+def _choose_decimation(T, n_cand_needed, min_shift):
+    """Largest divisor d of T with enough admissible lags that are multiples of d."""
+    best = 1
+    for d in range(1, T + 1):
+        if T % d:
+            continue
+        L = T // d
+        n_ok = sum(1 for j in range(L) if min_shift <= d * j <= T - min_shift)
+        if n_ok >= n_cand_needed:
+            best = d
+    return best
+
+
+def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None,
+               chunk_size=32, return_null=False, n_jobs=-1, backend="numpy", device=None):
+    """Circular-shift null of the atom time courses for the OLS encoding model.
+
+    **What is shifted.** The atoms are first centred within each run (this is what the
+    per-run intercepts do to them: Frisch–Waugh–Lovell), giving ``Xc``. The null
+    shifts all atoms *jointly* and *circularly over the concatenated timeline*:
+    ``Xc_s = numpy.roll(Xc, s, axis=0)``, and refits ``Y_c`` (Y centred within runs) on
+    ``Xc_s`` by least squares. A joint circular shift is a permutation of the rows, so
+    ``Xc_sᵀ Xc_s = Xcᵀ Xc`` for every ``s``: all null betas come from the circular
+    cross-correlations ``(Xc G⁻¹)_sᵀ Y_c``, computed for all lags at once with FFTs (no
+    GEMM per shift). The observed statistics (``s = 0``) are exactly those of
+    ``VoxelwiseEncoder(method="ols")``. Shifting over the concatenation (rather than
+    within each run) keeps ``DᵀD`` exactly invariant and allows more distinct shifts
+    than the shortest run; the price is that a shifted design is only approximately
+    centred within runs (its run means are not re-removed, which keeps the refit exact
+    as a regression of ``Y_c`` on ``Xc_s``). The residual degrees of freedom are those
+    of the observed model (``T - K - n_runs``) for every shift.
+
+    **Which shifts.** Lags ``s`` with ``min_shift <= s <= T - min_shift`` (so the
+    shifted design is far from the original; default ``min_shift = max(20, T // 20)``
+    TRs, well beyond the HRF). For speed the candidate lags are the multiples of the
+    largest divisor ``d`` of ``T`` that still leaves at least ``n_shifts`` candidates
+    (the FFT then has length ``T / d``); the null uses ``n_shifts`` *consecutive*
+    candidates starting at a position drawn with ``numpy.random.default_rng(random_state)``
+    (distinct shifts, reproducible from the seed; e.g. T = 3600, 1000 shifts: every 3rd
+    lag, 1000 of the ~1130 admissible ones).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_timepoints, n_atoms)
+    Y : array-like of shape (n_timepoints, n_grayordinates)
+        Valid grayordinates only (no NaN).
+    runs : array-like of int, shape (n_timepoints,), default=None
+    n_shifts : int, default=1000
+    random_state : int or numpy Generator, default=0
+    min_shift : int, default=None
+    chunk_size : int, default=32
+        Grayordinates per FFT chunk and thread; memory per thread ≈
+        ``(12 × T/d + 8 × n_shifts) × n_atoms × chunk_size`` bytes. Small chunks stay in
+        the CPU caches, which matters more than BLAS efficiency here.
+    return_null : bool, default=False
+        Also return all null betas (n_shifts, n_atoms, n_grayordinates) — tests only.
+    n_jobs : int, default=-1
+        Threads over chunks (``-1`` → all cores); BLAS is limited to one thread inside.
+    backend : {"numpy", "torch"}, default="numpy"
+        ``"torch"`` runs the FFTs, the products and the counting on ``device`` (module
+        ``vlmbrain.backends.torch_encoding``); use a larger ``chunk_size`` there (e.g. 1024).
+    device : str, default=None
+        Torch device (``None`` → CUDA when available).
+
+    Returns
+    -------
+    ShiftNullResult
+        ``p_beta`` (n_atoms, n_grayordinates), ``p_r2`` (n_grayordinates,),
+        ``null_max_z`` (n_shifts, n_atoms), ``null_max_r2`` (n_shifts,) for
+        :func:`vlmbrain.stats.fwer_maxstat`; use :func:`vlmbrain.stats.fdr_bh` on the p's.
+    """
+    X, Y, _ = _check_xy(X, Y, np.dtype(np.float32))
+    T, K = X.shape
+    V = Y.shape[1]
+    run_lab, bounds = check_runs(runs, T)
+    R = len(bounds)
+    if min_shift is None:
+        min_shift = max(20, T // 20)
+    min_shift = int(min_shift)
+    n_adm = max(0, T - 2 * min_shift + 1)
+    if not isinstance(n_shifts, (int, np.integer)) or n_shifts < 1:
+        raise ConfigError(f"shift_null: n_shifts={n_shifts!r} must be a positive int.")
+    if n_shifts > n_adm:
+        raise ConfigError(
+            f"shift_null: n_shifts={n_shifts} but only {n_adm} distinct shifts lie in "
+            f"[min_shift={min_shift}, T-min_shift={T - min_shift}] for T={T}; lower n_shifts "
+            "or min_shift.")
+    df = T - K - R
+    if df < 1:
+        raise DimensionError(f"{T} timepoints leave no residual degrees of freedom for {K} atoms.")
+    d = _choose_decimation(T, n_shifts, min_shift)
+    L = T // d
+    cand = np.array([j for j in range(L) if min_shift <= d * j <= T - min_shift])
+    rng = np.random.default_rng(random_state)
+    # n_shifts consecutive candidate lags from a random start (a contiguous block of the
+    # FFT output, read without a gather)
+    j0 = int(rng.integers(0, cand.size - n_shifts + 1))
+    jsel = cand[j0:j0 + n_shifts]
+    js = slice(int(jsel[0]), int(jsel[-1]) + 1)
+    shifts = jsel * d
+    # design: run-centred atoms, orthonormalised  Q = Xc L^{-T}, beta = L^{-T} Q'Y
+    design = Design(X, bounds)
+    Xc = np.concatenate(design.Xc, axis=0)
+    G = Xc.T @ Xc
+    try:
+        chol = np.linalg.cholesky(G)
+    except np.linalg.LinAlgError as err:
+        raise DimensionError("shift_null: the run-centred atoms are collinear (X'X singular).") from err
+    Linv = np.linalg.inv(chol)
+    Q = Xc @ Linv.T                       # (T, K), orthonormal columns
+    ginv_diag = np.sum(Linv * Linv, axis=0)   # diag(G^-1)
+    # polyphase FFT of Q: Qp[p] = Q[p::d] -> (d, L, K); Mz maps Q'y/sigma to z = beta / se
+    Qp = Q.reshape(L, d, K).transpose(1, 0, 2)
+    Qh = np.conj(sfft.rfft(Qp, axis=1)).astype(np.complex64)              # (d, F, K)
+    Qh = np.ascontiguousarray(Qh.transpose(0, 2, 1))[:, None, :, :]        # (d, 1, K, F)
+    Mz = (Linv.T / np.sqrt(ginv_diag)[:, None]).astype(np.float32)
+    S = n_shifts
+    cnt_z = np.zeros((K, V), np.int32)
+    cnt_r = np.zeros(V, np.int32)
+    beta_obs = np.empty((K, V), np.float32)
+    t_obs = np.empty((K, V), np.float32)
+    r2_obs = np.empty(V, np.float32)
+    beta_null = np.empty((S, K, V), np.float32) if return_null else None
+    z2 = np.full((K, V), np.nan, np.float32)        # null moments
+    r2m = np.full(V, np.nan, np.float32)
+    r2v = np.full(V, np.nan, np.float32)
+    sqg = np.sqrt(ginv_diag)
+
+    def one_chunk(start):
+        stop = min(V, start + cs)
+        sl = slice(start, stop)
+        Yk = Y[:, sl]
+        c = stop - start
+        Ycen = np.empty((T, c), np.float64)
+        for a, b in bounds:
+            Ycen[a:b] = Yk[a:b] - Yk[a:b].mean(axis=0, dtype=np.float64)
+        yy = np.einsum("tc,tc->c", Ycen, Ycen)
+        if not np.all(np.isfinite(yy)):
+            _check_y_finite(Yk, start)
+        # observed statistics (float64)
+        P0 = Q.T @ Ycen
+        b0 = Linv.T @ P0
+        ess0 = np.einsum("kc,kc->c", P0, P0)
+        sigma = np.sqrt(np.maximum(yy - ess0, 0.0) / df)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            t0 = b0 / (sqg[:, None] * sigma)
+            r20 = ess0 / yy
+            inv_sigma = np.where(sigma > 0, 1.0 / sigma, 0.0)
+        beta_obs[:, sl], t_obs[:, sl], r2_obs[sl] = b0, t0, r20
+        # null: every lag j*d at once via the polyphase FFT of Y / sigma
+        Ys = (Ycen * inv_sigma).astype(np.float32)
+        t0a = np.abs(t0).astype(np.float32).T                                   # (c, K)
+        fac = (sigma**2 / yy).astype(np.float32)
+        r20f = r20.astype(np.float32)
+        if tb is not None:
+            cz, mz, cr, mr, zv, rm, rv = tb.null_chunk(Ys, t0a, fac, r20f, df=df)
+            cnt_z[:, sl] = cz.T
+            cnt_r[sl] = cr
+            z2[:, sl] = zv.T
+            r2m[sl] = rm
+            r2v[sl] = rv
+            return mz, mr
+        Yh = sfft.rfft(Ys.reshape(L, d, c), axis=0)                           # (F, d, c)
+        Yh = np.ascontiguousarray(Yh.transpose(1, 2, 0))[:, :, None, :]       # (d, c, 1, F)
+        H = Yh[0] * Qh[0]                                                       # (c, K, F)
+        for p in range(1, d):
+            H += Yh[p] * Qh[p]
+        P = sfft.irfft(H, n=L, axis=-1)[:, :, js]                             # (c, K, S) view
+        del H
+        ess = np.einsum("cks,cks->cs", P, P)                                   # sigma units
+        Z = np.matmul(Mz, P)                                                    # (c, K, S)
+        del P
+        if return_null:
+            se = (sqg[:, None] * sigma).astype(np.float32).T                   # (c, K)
+            beta_null[:, :, sl] = (Z * se[:, :, None]).transpose(2, 1, 0)
+        # studentize: every shift gets its own residual variance, t_s = z_s * sigma / sigma_s
+        Z *= _studentize(ess, fac, df)[:, None, :]
+        z2[:, sl] = (np.einsum("cks,cks->ck", Z, Z) / S).T
+        np.abs(Z, out=Z)
+        cz = np.count_nonzero(Z >= t0a[:, :, None], axis=2)
+        mz = Z.max(axis=0)                                                      # (K, S)
+        del Z
+        r2n = ess * fac[:, None]                                                # (c, S)
+        r2m[sl] = r2n.mean(axis=1)
+        r2v[sl] = r2n.var(axis=1)
+        cr = np.count_nonzero(r2n >= r20f[:, None], axis=1)
+        cnt_z[:, sl] = cz.T
+        cnt_r[sl] = cr
+        return mz, r2n.max(axis=0)
+
+    cs = int(chunk_size)
+    tb = None
+    if backend != "numpy":
+        if backend != "torch":
+            raise ConfigError(f"shift_null: backend={backend!r}; use 'numpy' or 'torch'.")
+        if return_null:
+            raise ConfigError("shift_null: return_null=True needs backend='numpy'.")
+        tb = _torch_module().TorchShiftNull(Qh, Mz, L, d, js, device=device)
+        n_jobs = 1
+    starts = list(range(0, V, cs))
+    n_jobs = os.cpu_count() if n_jobs in (None, -1) else max(1, int(n_jobs))
+    null_max_z = np.zeros((K, S), np.float32)
+    null_max_r2 = np.zeros(S, np.float32)
+    with threadpool_limits(limits=1):
+        if n_jobs == 1:
+            results = map(one_chunk, starts)
+            for mz, mr in results:
+                np.maximum(null_max_z, mz, out=null_max_z)
+                np.maximum(null_max_r2, mr, out=null_max_r2)
+        else:
+            with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+                for mz, mr in pool.map(one_chunk, starts):
+                    np.maximum(null_max_z, mz, out=null_max_z)
+                    np.maximum(null_max_r2, mr, out=null_max_r2)
+    logger.info("shift_null: %d shifts (multiples of %d TRs) for X %s, Y %s", S, d, X.shape, Y.shape)
+    return ShiftNullResult(
+        shifts=shifts, beta=beta_obs, tvalues=t_obs, r2=r2_obs,
+        p_beta=permutation_pvalue(cnt_z, S), p_r2=permutation_pvalue(cnt_r, S),
+        null_max_z=np.ascontiguousarray(null_max_z.T), null_max_r2=null_max_r2,
+        dof=float(df), decimation=d, beta_null=beta_null,
+        null_z_var=z2, null_r2_mean=r2m, null_r2_var=r2v)
