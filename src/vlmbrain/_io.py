@@ -94,3 +94,75 @@ def hash_array(array) -> str:
 def hash_obj(obj) -> str:
     """Hash of a JSON-serialisable object (sorted keys)."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=_json_default).encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- input fingerprints
+#: Content hashes already computed in this process, by (path, size, mtime_ns).
+_FINGERPRINTS: dict[tuple[str, int, int], str] = {}
+
+
+def _fingerprint_cache_file() -> Path:
+    env = os.environ.get("VLMBRAIN_CACHE")
+    root = Path(env).expanduser() if env else Path("~/.cache/vlmbrain").expanduser()
+    return root / "fingerprints.json"
+
+
+def _load_fingerprint_cache() -> None:
+    if getattr(_load_fingerprint_cache, "done", False):
+        return
+    _load_fingerprint_cache.done = True  # type: ignore[attr-defined]
+    try:
+        for item in json.loads(_fingerprint_cache_file().read_text()):
+            _FINGERPRINTS[(item[0], int(item[1]), int(item[2]))] = str(item[3])
+    except (OSError, ValueError, TypeError, IndexError):
+        pass
+
+
+def _save_fingerprint_cache() -> None:
+    items = [[p, s, m, h] for (p, s, m), h in _FINGERPRINTS.items()][-5000:]
+    with contextlib.suppress(OSError):
+        save_json(items, _fingerprint_cache_file())
+
+
+def file_fingerprint(path) -> dict:
+    """``{path, size, mtime_ns, sha256}`` of a file; the content hash is cached by size and mtime.
+
+    An unchanged large file (a 1 GB dtseries) is hashed once, then recognised by its size and
+    modification time; a file replaced at the same path gets a new hash.
+    """
+    p = Path(path).resolve()
+    st = p.stat()
+    key = (str(p), int(st.st_size), int(st.st_mtime_ns))
+    digest = _FINGERPRINTS.get(key)
+    if digest is None:
+        digest = hash_file(p)
+        _FINGERPRINTS[key] = digest
+    return {"path": str(p), "size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns), "sha256": digest}
+
+
+def fingerprint_files(paths) -> list[dict]:
+    """Fingerprints of files and of every file inside folders (sorted); a missing path is recorded as such.
+
+    Only the content enters what a step key should depend on: the size and the hash (the
+    modification time serves the cache alone, so touching a file does not recompute).
+    """
+    _load_fingerprint_cache()
+    n_before = len(_FINGERPRINTS)
+    out = []
+    for path in paths:
+        p = Path(path).expanduser()
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file())
+            digest = hashlib.sha256()
+            for f in files:
+                fp = file_fingerprint(f)
+                digest.update(f"{f.relative_to(p).as_posix()}:{fp['size']}:{fp['sha256']}\n".encode())
+            out.append({"path": str(p.resolve()), "files": len(files), "sha256": digest.hexdigest()[:16]})
+        elif p.is_file():
+            fp = file_fingerprint(p)
+            out.append({"path": fp["path"], "size": fp["size"], "sha256": fp["sha256"]})
+        else:
+            out.append({"path": str(p), "missing": True})
+    if len(_FINGERPRINTS) != n_before:
+        _save_fingerprint_cache()
+    return out

@@ -13,14 +13,15 @@ from vlmbrain.errors import VlmbrainError
 
 logger = logging.getLogger("vlmbrain")
 
-STAGE_COMMANDS = {
-    "extract": "extract",
-    "signal": "signal",
-    "dictionary": "dictionary",
-    "encode": "encoding",
-    "analyze": "analysis",
-    "report": "report",
-}
+
+
+def stage_commands() -> dict[str, tuple[str, str]]:
+    """``{command: (stage, help)}`` for every registered stage that has its own command."""
+    from vlmbrain.plugins import load_plugins
+    from vlmbrain.stages import STAGES
+
+    load_plugins()
+    return {st.command: (name, st.help) for name, st in STAGES.items() if st.command}
 
 
 def _setup_logging(verbosity: int) -> None:
@@ -64,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="recompute every stage")
     _add_common(p)
 
-    for name, stage in STAGE_COMMANDS.items():
-        p = sub.add_parser(name, help=f"run the pipeline up to the {stage} stage (earlier finished stages are skipped)")
+    for name, (stage, what) in stage_commands().items():
+        p = sub.add_parser(name, help=f"{what} (stage {stage!r}; earlier stages run or are skipped as needed)")
         p.add_argument("config", help="YAML run configuration (or a run directory holding config.yaml)")
         p.add_argument("--out", help="run directory (default: runs/<config name>, or CONFIG when it is a run directory)")
         p.add_argument("--force", action="store_true")
@@ -182,8 +183,9 @@ def main(argv=None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args)
-        if args.command in STAGE_COMMANDS:
-            return cmd_run(args, stages=[STAGE_COMMANDS[args.command]])
+        commands = stage_commands()
+        if args.command in commands:
+            return cmd_run(args, stages=[commands[args.command][0]])
         return {
             "demo": cmd_demo,
             "models": cmd_models,

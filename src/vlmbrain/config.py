@@ -44,7 +44,8 @@ class RunSpec(_Section):
 
 
 class StimulusConfig(_Section):
-    kind: Literal["demo", "hcp7t", "custom"] = "demo"
+    kind: str = Field("demo", description="a registered stimulus source: 'hcp7t', 'custom', or a plug-in's "
+                      "(the bundled 'demo')")
     tr: float = Field(1.0, gt=0, description="repetition time in seconds")
     frames_per_tr: int = Field(1, ge=1, description="frames per TR; their readouts are averaged")
     frame_offset: float = Field(0.5, ge=0, le=1, description="frame position inside its TR (0.5 = midpoint)")
@@ -56,7 +57,8 @@ class StimulusConfig(_Section):
 
 
 class FmriConfig(_Section):
-    kind: Literal["demo", "cifti", "nifti", "npy"] = "demo"
+    kind: str = Field("demo", description="a registered fMRI source: 'cifti', 'nifti', 'npy', or a plug-in's "
+                      "(the bundled 'demo')")
     paths: list[Path] = Field(default_factory=list, description="one file per run (single subject)")
     subjects: list[list[Path]] = Field(default_factory=list, description="per subject, one file per run; averaged by streaming")
     mask: Path | None = Field(None, description="NIfTI: brain mask")

@@ -37,9 +37,13 @@ def test_segregated_identical_and_half(block_atlas):
     assert list(half.columns[:4]) == ["model_a", "branch_a", "model_b", "branch_b"]
 
 
-def test_default_pairs():
-    keys = [("clip", "vision"), ("clip", "text"), ("meter", "image"), ("meter", "text"), ("vit", "vision")]
-    assert default_pairs(keys) == [
+def test_default_pairs_follow_streams_not_names():
+    streams = {("clip", "vision"): "image", ("clip", "text"): "text", ("meter", "image"): "image",
+               ("meter", "text"): "text", ("vit", "vision"): "image", ("joint", "image+text"): "image+text",
+               # names that say nothing: the stream decides
+               ("odd", "tower_a"): "text", ("odd", "tower_b"): "image"}
+    assert default_pairs(streams) == [
         (("clip", "vision"), ("clip", "text")),
         (("meter", "image"), ("meter", "text")),
+        (("odd", "tower_b"), ("odd", "tower_a")),
     ]

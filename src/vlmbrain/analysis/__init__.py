@@ -1,4 +1,4 @@
-"""The study's analyses (METHOD.md §6), each returning tidy pandas tables.
+"""The study's analyses (docs/method.md §6), each returning tidy pandas tables.
 
 - :mod:`~vlmbrain.analysis.prediction` — cross-validated r per network;
 - :mod:`~vlmbrain.analysis.redundancy` — atoms per grayordinate, affiliated atoms, Jaccard
@@ -23,9 +23,23 @@ from vlmbrain.analysis.polarity import (
 )
 from vlmbrain.analysis.prediction import prediction_by_network, significant_prediction
 from vlmbrain.analysis.redundancy import atoms_per_grayordinate, code_l0, fault_tolerance, redundancy
-from vlmbrain.analysis.run import TABLES, AnalysisInputs, AnalysisOptions, BranchResult, run_analyses
+from vlmbrain.analysis.run import (
+    ANALYSES,
+    TABLES,
+    Analysis,
+    AnalysisInputs,
+    AnalysisOptions,
+    BranchResult,
+    SharedState,
+    register_analysis,
+    run_analyses,
+)
 
 __all__ = [
+    "ANALYSES",
+    "Analysis",
+    "SharedState",
+    "register_analysis",
     "AnalysisInputs",
     "AnalysisOptions",
     "BranchResult",

@@ -13,27 +13,26 @@ import pandas as pd
 
 from vlmbrain.analysis._common import ALL, ALL_ID, check_2d
 
-#: Branch names treated as the visual / text side when pairing branches automatically.
-VISUAL_BRANCHES = ("vision", "image", "visual", "video")
-TEXT_BRANCHES = ("text", "language", "caption")
-
-
-def default_pairs(keys) -> list[tuple[tuple[str, str], tuple[str, str]]]:
-    """Within every model, pair each visual branch with each text branch.
+def default_pairs(streams) -> list[tuple[tuple[str, str], tuple[str, str]]]:
+    """Within every model, pair each image-stream unit with each text-stream unit.
 
     Parameters
     ----------
-    keys : iterable of (model, branch)
+    streams : mapping of (model, branch) to str
+        The input each branch (or dictionary unit) encodes: ``"image"``, ``"text"``, or
+        ``"image+text"`` for a joint unit (which is paired with nothing). The model's readout
+        says it (``Readout.streams``, saved in ``model.json``); it is never guessed from names.
 
     Returns
     -------
-    list of ((model, visual_branch), (model, text_branch))
+    list of ((model, image_branch), (model, text_branch))
     """
-    keys = list(keys)
+    streams = dict(streams)
+    keys = list(streams)
     pairs = []
     for model in dict.fromkeys(m for m, _ in keys):
-        vis = [b for m, b in keys if m == model and b.lower() in VISUAL_BRANCHES]
-        txt = [b for m, b in keys if m == model and b.lower() in TEXT_BRANCHES]
+        vis = [b for m, b in keys if m == model and streams[(m, b)] == "image"]
+        txt = [b for m, b in keys if m == model and streams[(m, b)] == "text"]
         pairs += [((model, v), (model, t)) for v in vis for t in txt]
     return pairs
 

@@ -1,8 +1,15 @@
-"""Run every analysis of METHOD.md §5–6 on the per-branch results of a run."""
+"""Run every registered analysis on the per-branch results of a run (docs/method.md §5–6).
+
+Analyses form a registry (:data:`ANALYSES`): each is an :class:`Analysis` with a name, the
+tables it writes (their schemas are declared in :mod:`vlmbrain.artifacts`) and a function of
+the :class:`AnalysisInputs` and the shared per-branch state (significant maps, affiliation).
+Adding one is a module plus one :func:`register_analysis` call.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,13 +22,12 @@ from vlmbrain.analysis.polarity import bn_mean_timeseries, layer_bn_correlation,
 from vlmbrain.analysis.prediction import prediction_by_network, significant_prediction
 from vlmbrain.analysis.redundancy import redundancy
 from vlmbrain.errors import ConfigError, DimensionError
+from vlmbrain.registry import Registry
 
 logger = logging.getLogger("vlmbrain")
 
-#: Tables always returned by :func:`run_analyses` (written as ``analysis/<name>.tsv``).
+#: Tables of the built-in analyses (written as ``analysis/<name>.tsv``).
 TABLES = ("affiliation", "redundancy", "polarity", "crossmodal", "hierarchy", "prediction")
-#: Extra tables: signed layer profiles, and the BN-correlation view when brain data and activations are given.
-EXTRA_TABLES = ("polarity_profiles", "polarity_bn")
 
 
 @dataclass(eq=False)
@@ -53,6 +59,8 @@ class BranchResult:
     r_cv: np.ndarray
     q_r: np.ndarray
     activations: np.ndarray | None = None
+    #: the input the unit encodes: "image", "text" or "image+text" (pairs branches for the cross-modal analysis)
+    stream: str | None = None
 
     def validate(self, n_grayordinates: int) -> None:
         """Check the shapes against each other and the atlas; DimensionError naming both shapes."""
@@ -113,25 +121,156 @@ def _keyed(df: pd.DataFrame, model: str, branch: str) -> pd.DataFrame:
     return df
 
 
-def run_analyses(inputs: AnalysisInputs) -> dict[str, pd.DataFrame]:
-    """Affiliation and the four analyses for every branch.
+@dataclass
+class Analysis:
+    """One analysis of the study.
+
+    Attributes
+    ----------
+    name : str
+    tables : tuple of str
+        The tables it returns (``analysis/<name>.tsv``), each registered in :mod:`vlmbrain.artifacts`.
+    compute : callable
+        ``compute(inputs: AnalysisInputs, shared: SharedState) -> dict[str, DataFrame]``.
+    optional_tables : tuple of str
+        Tables it may leave out (e.g. one that needs the brain data).
+    """
+
+    name: str
+    tables: tuple[str, ...]
+    compute: Callable[[AnalysisInputs, SharedState], dict[str, pd.DataFrame]]
+    optional_tables: tuple[str, ...] = ()
+
+
+@dataclass
+class SharedState:
+    """What several analyses use, computed once per branch: significant maps and the affiliation."""
+
+    pos: dict = field(default_factory=dict)          #: (model, branch) -> (K, V) bool, β > 0 and q < alpha
+    neg: dict = field(default_factory=dict)
+    affiliation: dict = field(default_factory=dict)  #: (model, branch) -> affiliation table of that branch
+
+
+ANALYSES: Registry[Analysis] = Registry("analysis")
+
+
+def register_analysis(analysis: Analysis, before: str | None = None) -> Analysis:
+    """Add an analysis (its table schemas must be registered with :func:`vlmbrain.artifacts.register_table`)."""
+    return ANALYSES.register(analysis.name, analysis, before=before)
+
+
+def _per_branch(inputs, fn) -> pd.DataFrame | None:
+    frames = [fn(b) for b in inputs.branches]
+    frames = [f for f in frames if f is not None]
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def _affiliation(inputs: AnalysisInputs, shared: SharedState):
+    from vlmbrain.networks import affiliate, significant_maps
+
+    opts = inputs.options
+
+    def one(b):
+        key = (b.model, b.branch)
+        pos, neg = significant_maps(b.beta, b.q_beta, opts.alpha)
+        shared.pos[key], shared.neg[key] = pos, neg
+        aff = affiliate(pos, neg, inputs.atlas, threshold=opts.threshold, null=opts.null, n_perm=opts.n_perm,
+                        random_state=opts.random_state, alpha=opts.alpha, n_jobs=opts.n_jobs)
+        shared.affiliation[key] = aff
+        return _keyed(aff, b.model, b.branch)
+
+    return {"affiliation": _per_branch(inputs, one)}
+
+
+def _prediction(inputs, shared):
+    a = inputs.options.alpha
+    return {"prediction": _per_branch(
+        inputs, lambda b: prediction_by_network(b.r_cv, b.q_r, inputs.atlas, a, b.model, b.branch))}
+
+
+def _redundancy(inputs, shared):
+    a = inputs.options.alpha
+    return {"redundancy": _per_branch(inputs, lambda b: redundancy(
+        b.beta, b.q_beta, b.codes, shared.affiliation[(b.model, b.branch)], inputs.atlas, a, b.model, b.branch))}
+
+
+def _polarity(inputs, shared):
+    opts = inputs.options
+    out = {
+        "polarity": _per_branch(inputs, lambda b: polarity(b.beta, b.q_beta, b.codes, b.neurons, opts.alpha,
+                                                           b.model, b.branch)),
+        "polarity_profiles": _per_branch(inputs, lambda b: layer_profiles(b.codes, b.neurons, b.model, b.branch)),
+    }
+
+    def bn(b):
+        if inputs.brain is None or b.activations is None:
+            return None
+        if inputs.brain.shape[0] != b.activations.shape[0]:
+            raise DimensionError(f"brain data have {inputs.brain.shape[0]} TRs but {b.model}/{b.branch} activations "
+                                 f"have {b.activations.shape[0]}")
+        key = (b.model, b.branch)
+        K = shared.pos[key].shape[0]
+        ts = bn_mean_timeseries(inputs.brain, np.concatenate([shared.pos[key], shared.neg[key]]), opts.chunk_size)
+        return layer_bn_correlation(b.activations, b.neurons, b.codes, ts[:, :K], ts[:, K:], b.model, b.branch)
+
+    table = _per_branch(inputs, bn)
+    if table is not None:
+        out["polarity_bn"] = table
+    return out
+
+
+def _hierarchy(inputs, shared):
+    return {"hierarchy": _per_branch(inputs, lambda b: hierarchy(
+        b.codes, b.neurons, shared.affiliation[(b.model, b.branch)], b.model, b.branch))}
+
+
+def _crossmodal(inputs, shared):
+    opts = inputs.options
+    keys = [(b.model, b.branch) for b in inputs.branches]
+    sig = {(b.model, b.branch): significant_prediction(b.r_cv, b.q_r, opts.alpha) for b in inputs.branches}
+    if opts.crossmodal_pairs is not None:
+        pairs = opts.crossmodal_pairs
+    else:
+        pairs = default_pairs({(b.model, b.branch): b.stream for b in inputs.branches if b.stream})
+    frames = []
+    for pa, pb in pairs:
+        pa, pb = tuple(pa), tuple(pb)
+        for p in (pa, pb):
+            if p not in sig:
+                raise ConfigError(f"crossmodal pair names {p} but the branches are {keys}")
+        frames.append(crossmodal_overlap(sig[pa], sig[pb], inputs.atlas, pa[0], pa[1], pb[0], pb[1]))
+    return {"crossmodal": pd.concat(frames, ignore_index=True) if frames else None}
+
+
+register_analysis(Analysis("affiliation", ("affiliation",), _affiliation))
+register_analysis(Analysis("prediction", ("prediction",), _prediction))
+register_analysis(Analysis("redundancy", ("redundancy",), _redundancy))
+register_analysis(Analysis("polarity", ("polarity", "polarity_profiles"), _polarity, optional_tables=("polarity_bn",)))
+register_analysis(Analysis("hierarchy", ("hierarchy",), _hierarchy))
+register_analysis(Analysis("crossmodal", ("crossmodal",), _crossmodal))
+
+
+def run_analyses(inputs: AnalysisInputs, analyses=None) -> dict[str, pd.DataFrame]:
+    """Every registered analysis (or those named in ``analyses``) for every branch.
 
     Parameters
     ----------
     inputs : AnalysisInputs
+    analyses : list of str, optional
+        Names of registered analyses, run in registry order; default all. Affiliation is
+        always run first when another analysis needs it.
 
     Returns
     -------
     dict of str to DataFrame
-        ``affiliation, redundancy, polarity, crossmodal, hierarchy, prediction`` (every table has
-        ``model`` and ``branch`` columns; crossmodal has ``model_a, branch_a, model_b, branch_b``),
-        plus ``polarity_profiles`` and, when ``inputs.brain`` and the branches' ``activations``
-        are given, ``polarity_bn``. Column meanings: see :mod:`vlmbrain.networks` and the
-        ``vlmbrain.analysis`` modules.
+        One table per name in the analyses' ``tables`` (every table has ``model`` and
+        ``branch`` columns; crossmodal has ``model_a, branch_a, model_b, branch_b``), plus
+        the optional tables they could compute (``polarity_bn`` when ``inputs.brain`` and the
+        branches' ``activations`` are given). An analysis that finds nothing returns the
+        table's schema with no rows.
     """
-    from vlmbrain.networks import affiliate, significant_maps
+    from vlmbrain.artifacts import table_schema
 
-    opts = inputs.options
     atlas = inputs.atlas
     V = atlas.space_size
     if not inputs.branches:
@@ -143,51 +282,21 @@ def run_analyses(inputs: AnalysisInputs) -> dict[str, pd.DataFrame]:
         b.validate(V)
     if inputs.brain is not None and (np.ndim(inputs.brain) != 2 or inputs.brain.shape[1] != V):
         raise DimensionError(f"brain data have shape {np.shape(inputs.brain)}; expected (n_timepoints, {V})")
-
-    out: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLES + EXTRA_TABLES}
-    sig = {}
-    for b in inputs.branches:
-        logger.info("analyses: %s/%s (%d atoms, %d neurons)", b.model, b.branch, b.codes.shape[0], b.codes.shape[1])
-        pos, neg = significant_maps(b.beta, b.q_beta, opts.alpha)
-        aff = affiliate(pos, neg, atlas, threshold=opts.threshold, null=opts.null, n_perm=opts.n_perm,
-                        random_state=opts.random_state, alpha=opts.alpha, n_jobs=opts.n_jobs)
-        out["affiliation"].append(_keyed(aff, b.model, b.branch))
-        out["prediction"].append(prediction_by_network(b.r_cv, b.q_r, atlas, opts.alpha, b.model, b.branch))
-        out["redundancy"].append(redundancy(b.beta, b.q_beta, b.codes, aff, atlas, opts.alpha, b.model, b.branch))
-        out["polarity"].append(polarity(b.beta, b.q_beta, b.codes, b.neurons, opts.alpha, b.model, b.branch))
-        out["polarity_profiles"].append(layer_profiles(b.codes, b.neurons, b.model, b.branch))
-        out["hierarchy"].append(hierarchy(b.codes, b.neurons, aff, b.model, b.branch))
-        if inputs.brain is not None and b.activations is not None:
-            if inputs.brain.shape[0] != b.activations.shape[0]:
-                raise DimensionError(
-                    f"brain data have {inputs.brain.shape[0]} TRs but {b.model}/{b.branch} activations have "
-                    f"{b.activations.shape[0]}"
-                )
-            K = pos.shape[0]
-            ts = bn_mean_timeseries(inputs.brain, np.concatenate([pos, neg]), opts.chunk_size)
-            out["polarity_bn"].append(
-                layer_bn_correlation(b.activations, b.neurons, b.codes, ts[:, :K], ts[:, K:], b.model, b.branch)
-            )
-        sig[(b.model, b.branch)] = significant_prediction(b.r_cv, b.q_r, opts.alpha)
-
-    pairs = opts.crossmodal_pairs if opts.crossmodal_pairs is not None else default_pairs(keys)
-    for pa, pb in pairs:
-        pa, pb = tuple(pa), tuple(pb)
-        for p in (pa, pb):
-            if p not in sig:
-                raise ConfigError(f"crossmodal pair names {p} but the branches are {keys}")
-        out["crossmodal"].append(crossmodal_overlap(sig[pa], sig[pb], atlas, pa[0], pa[1], pb[0], pb[1]))
-
-    tables = {}
-    for name, frames in out.items():
-        if frames:
-            tables[name] = pd.concat(frames, ignore_index=True)
-        elif name in TABLES:
-            tables[name] = _empty(name)
+    names = ANALYSES.names() if analyses is None else [n for n in ANALYSES.names() if n in set(analyses)]
+    for n in analyses or ():
+        ANALYSES.get(n)
+    if "affiliation" not in names:
+        names.insert(0, "affiliation")
+    shared = SharedState()
+    tables: dict[str, pd.DataFrame] = {}
+    for name in names:
+        analysis = ANALYSES.get(name)
+        logger.info("analysis: %s", name)
+        result = analysis.compute(inputs, shared)
+        for t in analysis.tables:
+            table = result.get(t)
+            tables[t] = table_schema(t).empty() if table is None else table
+        for t in analysis.optional_tables:
+            if result.get(t) is not None:
+                tables[t] = result[t]
     return tables
-
-
-def _empty(name: str) -> pd.DataFrame:
-    if name == "crossmodal":
-        return pd.DataFrame(columns=["model_a", "branch_a", "model_b", "branch_b", "network_id", "network"])
-    return pd.DataFrame(columns=["model", "branch"])

@@ -67,6 +67,8 @@ class Readout(abc.ABC):
     name: str
     branches: tuple[str, ...]
     modalities: dict[str, str]
+    #: whether the weights were trained (a checkpoint, a hub model); loaders of random weights set False
+    trained: bool = True
 
     @abc.abstractmethod
     def neuron_table(self) -> pd.DataFrame:
@@ -95,6 +97,22 @@ class Readout(abc.ABC):
     @abc.abstractmethod
     def weights_hash(self) -> str:
         """A stable hash of the weights (used as a cache key)."""
+
+    @property
+    def streams(self) -> dict[str, str]:
+        """For each branch the input it *encodes*: ``"image"`` or ``"text"``.
+
+        A single-modality branch encodes what it reads; a cross-modal model whose branches read
+        both inputs (METER) overrides this with the stream each branch belongs to.
+        """
+        out = {}
+        for b in self.branches:
+            m = self.modalities[b]
+            if m not in ("image", "text"):
+                raise NotImplementedError(f"{type(self).__name__} must say which input its branch {b!r} encodes "
+                                          f"(it reads {m!r}): override Readout.streams")
+            out[b] = m
+        return out
 
     def branch_table(self, branch: str) -> pd.DataFrame:
         """The neuron-table rows of one branch, index reset."""

@@ -203,6 +203,8 @@ class METERReadout(Readout):
 
     branches = ("image", "text")
     modalities = {"image": "image+text", "text": "image+text"}
+    #: each stream of the co-attention model encodes one input while attending to the other
+    streams = {"image": "image", "text": "text"}
 
     def __init__(self, model: METER, tokenizer="roberta-base", site: str = "head-unit", pooling: str = "mean",
                  device="cpu", dtype=torch.float32, batch_size: int = 8, name: str | None = None):

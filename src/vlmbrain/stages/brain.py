@@ -1,0 +1,120 @@
+"""Stage ``brain``: the fMRI as z-scored (T × V) data with its brain space, checked against the timeline.
+
+Writes ``brain/`` (data, runs, valid mask, space). The data come from the source that
+``fmri.kind`` names (:data:`vlmbrain.stages.sources.BRAIN_SOURCES`): ``cifti``, ``nifti``,
+``npy``, or a plug-in's.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from vlmbrain.config import RunConfig
+from vlmbrain.errors import ConfigError, DimensionError
+from vlmbrain.stages.base import Stage, StageContext, Step, config_value, register_stage
+from vlmbrain.stages.sources import BRAIN_SOURCES, Source, register_brain_source
+from vlmbrain.stages.stimulus import timeline_of
+
+logger = logging.getLogger("vlmbrain")
+
+
+def brain_of(ctx: StageContext, mmap: bool = True):
+    """The brain data as the brain stage wrote them (memory-mapped by default)."""
+    from vlmbrain.brain.space import BrainData
+
+    return ctx.cached(f"brain:{mmap}", lambda: BrainData.load(ctx.layout.brain_dir, mmap=mmap))
+
+
+def check_lengths(timeline, brain) -> None:
+    """Stimulus and fMRI must agree run by run; the message names both numbers and the run."""
+    t_lengths = timeline.run_lengths
+    b_lengths = brain.run_lengths
+    names = timeline.run_names
+    if len(t_lengths) != len(b_lengths):
+        raise DimensionError(f"the stimulus has {len(t_lengths)} runs but the fMRI has {len(b_lengths)} runs")
+    for name, nt, nb in zip(names, t_lengths, b_lengths, strict=True):
+        if nt != nb:
+            raise DimensionError(f"stimulus has {nt} TRs but fMRI run {name} has {nb} TRs")
+
+
+class BrainStage(Stage):
+    name = "brain"
+    help = "load, check and z-score the fMRI"
+    config_keys = ("fmri", "stimulus.tr")
+    reads = ("timeline",)
+    writes = ("brain",)
+
+    def source(self, config: RunConfig) -> Source:
+        return BRAIN_SOURCES.get(config.fmri.kind)
+
+    def input_files(self, config):
+        return self.source(config).input_files(config)
+
+    def preflight(self, config):
+        self.source(config).preflight(config)
+
+    def steps(self, ctx):
+        source = self.source(ctx.config)
+
+        def work():
+            timeline = timeline_of(ctx)
+            brain = source.build(ctx, timeline)
+            check_lengths(timeline, brain)
+            brain.save(ctx.layout.brain_dir)
+            n_bad = int((~brain.valid).sum())
+            if n_bad:
+                logger.warning("%d of %d grayordinates are NaN or constant in some run; left out of the fits "
+                               "and written as NaN", n_bad, brain.n_grayordinates)
+            return {"n_timepoints": brain.n_timepoints, "n_grayordinates": brain.n_grayordinates,
+                    "n_invalid": n_bad, "space": brain.space.name}
+
+        return [Step("brain", ctx.layout.brain_dir, ["data.npy", "runs.npy", "valid.npy", "meta.json"], work,
+                     after=["stimulus"], params={k: config_value(ctx.config, k) for k in source.config_keys},
+                     input_files=self.input_files(ctx.config))]
+
+
+# ---------------------------------------------------------------------------- built-in sources
+def build_brain(cfg, tr, timeline=None, progress=False):
+    """Load the fMRI an ``fmri`` section names (one subject, or a streamed group average)."""
+    from vlmbrain.brain.loaders import load_runs
+
+    expected = timeline.run_lengths if timeline is not None else None
+    run_names = timeline.run_names if timeline is not None else None
+    space = None
+    if cfg.kind == "npy" and cfg.n_grayordinates == 91282:
+        # plain arrays on the HCP grayordinates: results can still be written as CIFTI
+        from vlmbrain.brain.space import BrainSpace
+
+        space = BrainSpace.hcp91k()
+    if cfg.subjects:
+        from vlmbrain.brain.group import group_average
+
+        brain = group_average(cfg.subjects, tr=tr, mask=cfg.mask, n_grayordinates=cfg.n_grayordinates,
+                              expected_trs=expected, progress=progress, run_names=run_names, space=space)
+    elif cfg.paths:
+        brain = load_runs(cfg.paths, tr=tr, mask=cfg.mask, n_grayordinates=cfg.n_grayordinates,
+                          expected_trs=expected, zscore=cfg.zscore, space=space, run_names=run_names)
+    else:
+        raise ConfigError(f"fmri.kind = {cfg.kind!r} needs fmri.paths (one file per run) or fmri.subjects")
+    return brain
+
+
+def fmri_files(config: RunConfig) -> list[Path]:
+    """Every fMRI file a configuration reads (runs of every subject, and the mask)."""
+    fm = config.fmri
+    files = [Path(p) for p in fm.paths] + [Path(p) for subj in fm.subjects for p in subj]
+    if fm.mask is not None:
+        files.append(Path(fm.mask))
+    return files
+
+
+def _load(ctx: StageContext, timeline):
+    return build_brain(ctx.config.fmri, tr=ctx.config.stimulus.tr, timeline=timeline, progress=ctx.progress)
+
+
+for _kind, _what in (("cifti", "CIFTI dtseries (.dtseries.nii), one per run"),
+                     ("nifti", "4-D NIfTI runs and a brain mask"),
+                     ("npy", "(T, V) .npy arrays, one per run")):
+    register_brain_source(_kind, Source(_load, input_files=fmri_files, description=_what))
+register_stage(BrainStage())

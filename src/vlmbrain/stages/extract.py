@@ -1,0 +1,83 @@
+"""Stage ``extract``: every model's artificial-neuron readouts over the movie.
+
+Writes ``activations/<model>/<branch>.npy`` (T × N, before the HRF), the neuron tables and
+``model.json`` (:class:`vlmbrain.artifacts.ModelInfo`). The model's weights and checkpoint are
+input files of the step: replacing them recomputes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+from vlmbrain.artifacts import BranchInfo, ModelInfo, write_model_json
+from vlmbrain.stages.base import Stage, Step, register_stage
+from vlmbrain.stages.stimulus import stimulus_of
+
+logger = logging.getLogger("vlmbrain")
+
+
+def model_dirname(name: str) -> str:
+    """A folder name for a model alias, hub id or path."""
+    base = Path(name).name if ("/" in name and Path(name).exists()) else name
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "__", base).strip("_") or "model"
+
+
+def model_files(mcfg) -> list[Path]:
+    """Files a model configuration reads from disk: a local model folder, a checkpoint option."""
+    files = []
+    p = Path(mcfg.name).expanduser()
+    if p.exists():
+        files.append(p)
+    for key in ("checkpoint", "tokenizer"):
+        value = mcfg.options.get(key)
+        if isinstance(value, str) and Path(value).expanduser().exists():
+            files.append(Path(value).expanduser())
+    return files
+
+
+class ExtractStage(Stage):
+    name = "extract"
+    command = "extract"
+    help = "read out every model's artificial neurons over the movie"
+    config_keys = ()
+    reads = ("timeline",)
+    writes = ("activations", "model.json")
+
+    def input_files(self, config):
+        return [f for m in config.models for f in model_files(m)]
+
+    def steps(self, ctx):
+        steps = []
+        for mcfg in ctx.config.models:
+            mdir = model_dirname(mcfg.name)
+            out_dir = ctx.layout.activations_dir(mdir)
+
+            def work(mcfg=mcfg, mdir=mdir, out_dir=out_dir):
+                from vlmbrain.extract import extract_activations
+                from vlmbrain.models import load_readout
+
+                readout = load_readout(mcfg.name, site=mcfg.site, pooling=mcfg.pooling, device=mcfg.device,
+                                       dtype=mcfg.dtype, **mcfg.options)
+                trained = bool(readout.trained)
+                if not trained:
+                    logger.warning("model %s has UNTRAINED (random) weights: its results show the pipeline, "
+                                   "not a finding", mcfg.name)
+                done = extract_activations(stimulus_of(ctx), readout, out_dir, batch_size=mcfg.batch_size,
+                                           progress=ctx.progress)
+                info = ModelInfo(
+                    name=mcfg.name, folder=mdir, weights_hash=readout.weights_hash(), trained=trained,
+                    branches=[BranchInfo(b, readout.modalities[b], readout.streams[b], int(done[b].n_neurons))
+                              for b in done],
+                    site=mcfg.site, pooling=mcfg.pooling, description=str(getattr(readout, "description", "") or ""),
+                    family=type(readout).__name__)
+                write_model_json(info, ctx.layout.model_json(mdir))
+                return {"branches": list(done), "trained": trained, "weights_hash": info.weights_hash}
+
+            steps.append(Step(f"extract:{mdir}", out_dir, ["model.json"], work, after=["stimulus"],
+                              params=mcfg.model_dump(mode="json"), input_files=model_files(mcfg)))
+        return steps
+
+
+register_stage(ExtractStage())

@@ -1,0 +1,67 @@
+"""Stage ``signal``: HRF-convolved, per-run z-scored AN time courses (docs/method.md §3).
+
+Writes ``signal/<model>/<branch>/timecourses.npy`` and the neuron table of the kept ANs
+(near-constant ANs are dropped and counted).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from vlmbrain._io import save_npy, save_tsv
+from vlmbrain.artifacts import read_model_json
+from vlmbrain.stages.base import Stage, Step, register_stage
+from vlmbrain.stages.extract import model_dirname
+from vlmbrain.stages.stimulus import timeline_of
+
+logger = logging.getLogger("vlmbrain")
+
+
+def model_branches(ctx) -> list[tuple[str, list[str]]]:
+    """``(model folder, branches)`` of every configured model, from its ``model.json``."""
+    out = []
+    for m in ctx.config.models:
+        mdir = model_dirname(m.name)
+        out.append((mdir, read_model_json(ctx.layout.model_json(mdir)).branch_names))
+    return out
+
+
+class SignalStage(Stage):
+    name = "signal"
+    command = "signal"
+    help = "convolve the AN time courses with the HRF and z-score them per run"
+    config_keys = ("signal",)
+    reads = ("activations", "timeline")
+    writes = ("timecourses",)
+
+    def steps(self, ctx):
+        from vlmbrain.signal import process_timecourses
+
+        cfg = ctx.config.signal
+        steps = []
+        for mdir, branches in model_branches(ctx):
+            for branch in branches:
+                out_dir = ctx.layout.signal_dir(mdir, branch)
+
+                def work(mdir=mdir, branch=branch, out_dir=out_dir):
+                    timeline = timeline_of(ctx)
+                    X = np.load(ctx.layout.activations(mdir, branch))
+                    neurons = pd.read_csv(ctx.layout.activation_neurons(mdir, branch), sep="\t")
+                    Z, kept = process_timecourses(X, timeline.runs, timeline.tr, hrf=cfg.hrf, lag=cfg.lag,
+                                                  oversampling=cfg.oversampling)
+                    n_drop = int((~kept).sum())
+                    if n_drop:
+                        logger.warning("%s/%s: dropped %d of %d near-constant ANs", mdir, branch, n_drop, kept.size)
+                    save_npy(Z, out_dir / "timecourses.npy")
+                    save_tsv(neurons[kept].reset_index(drop=True), out_dir / "neurons.tsv")
+                    return {"n_neurons": int(kept.size), "n_dropped": n_drop}
+
+                steps.append(Step(f"signal:{mdir}/{branch}", out_dir, ["timecourses.npy", "neurons.tsv"], work,
+                                  after=[f"extract:{mdir}", "stimulus"]))
+        return steps
+
+
+register_stage(SignalStage())
