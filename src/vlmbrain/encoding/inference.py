@@ -1,4 +1,5 @@
-"""Inference on encoding maps: p-values, multiple-comparison correction, second level.
+"""Inference on encoding maps: p-values, multiple-comparison correction, second level
+(docs/method.md §4.6–4.9).
 
 One subject (or a group average), :func:`fit_and_infer`:
 
@@ -14,7 +15,7 @@ One subject (or a group average), :func:`fit_and_infer`:
   from the same shift null.
 
 Several subjects, :func:`second_level`: random effects, a one-sample t-test across
-subjects of the betas and of the Fisher-z of the prediction r (docs/method.md).
+subjects of the betas and of the Fisher-z of the prediction r (docs/method.md §4.9).
 """
 
 from __future__ import annotations

@@ -148,7 +148,7 @@ class Solver:
     def solve(self, stats: ChunkStats, problem: Problem, state) -> SolverResult:
         raise NotImplementedError
 
-    def loro(self, stats: ChunkStats, problem: Problem, state, coef=None):
+    def loro(self, stats: ChunkStats, problem: Problem, state):
         """Leave-one-run-out r and R² (n_runs, c): refit on the other runs' statistics,
         score on the held-out run's."""
         R = stats.n_blocks
