@@ -27,7 +27,6 @@ def test_round_trip_through_yaml(tmp_path):
 @pytest.mark.parametrize(
     "data, match",
     [
-        ({"encoding": {"method": "olss"}}, r"'encoding.method' = 'olss' is not allowed; expected one of 'ols', 'ar1' or 'ridge'"),
         ({"encoding": {"foo": 1}}, r"unknown key 'encoding.foo'; allowed keys here: method"),
         ({"bogus": 1}, r"unknown key 'bogus'"),
         ({"models": [{"name": "x", "pooling": "max"}]}, r"'models.0.pooling' = 'max' is not allowed"),
@@ -40,6 +39,23 @@ def test_round_trip_through_yaml(tmp_path):
 def test_bad_values_name_key_value_and_allowed(data, match):
     with pytest.raises(ConfigError, match=match):
         validate_config(data, source="run.yaml")
+
+
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        ({"encoding": {"method": "olss"}}, r"'encoding.method' = 'olss' is not allowed; expected one of 'ols', 'ar1' or 'ridge'"),
+        ({"fmri": {"kind": "mgh"}}, r"'fmri.kind' = 'mgh' is not allowed; expected one of 'cifti', 'nifti', 'npy' or 'demo'"),
+        ({"stimulus": {"kind": "dvd"}}, r"'stimulus.kind' = 'dvd' is not allowed; expected one of 'hcp7t', 'custom' or 'demo'"),
+    ],
+)
+def test_registry_backed_choices_are_checked_before_any_stage(data, match, tmp_path):
+    """Methods and sources are registries (plug-ins add to them): checked by the preflight, before any work."""
+    from vlmbrain.pipeline import Pipeline
+
+    with pytest.raises(ConfigError, match=match):
+        Pipeline(validate_config(data), tmp_path / "run").run()
+    assert not (tmp_path / "run").exists()
 
 
 def test_file_errors(tmp_path):

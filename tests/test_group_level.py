@@ -7,7 +7,7 @@ import pytest
 from scipy import stats as sps
 
 from vlmbrain.errors import ConfigError
-from vlmbrain.stages import second_level
+from vlmbrain.encoding.inference import second_level
 
 
 def test_second_level_equals_scipy_one_sample_t(tmp_path, rng):

@@ -107,7 +107,8 @@ class DictionaryConfig(_Section):
 
 
 class EncodingConfig(_Section):
-    method: Literal["ols", "ar1", "ridge"] = "ols"
+    method: str = Field("ols", description="a registered encoding solver: 'ols', 'ar1', 'ridge' "
+                        "(vlmbrain.encoding.solvers; plug-ins add more)")
     n_shifts: int = Field(1000, ge=0, description="circular shifts of the null (0 = parametric t-test)")
     null_pvalues: Literal["calibrated", "empirical"] = Field(
         "calibrated", description="p from the shift null: fitted tail (calibrated) or rank (empirical, >= 1/(n+1))")
@@ -247,6 +248,12 @@ def load_config(path, overrides: dict | None = None, environ=None) -> RunConfig:
     return resolve_paths(config, path.parent)
 
 
+def _looks_like_path(value: str) -> bool:
+    """An atlas given as a file (a separator or a neuroimaging suffix), not a registered name."""
+    v = str(value)
+    return "/" in v or "\\" in v or v.endswith((".nii", ".gii", ".annot", ".tsv", ".nii.gz"))
+
+
 def resolve_paths(config: RunConfig, base: Path) -> RunConfig:
     """Make the configuration's relative file paths absolute against ``base``."""
     base = Path(base).resolve()
@@ -265,7 +272,7 @@ def resolve_paths(config: RunConfig, base: Path) -> RunConfig:
     fm.paths = [fix(p) for p in fm.paths]
     fm.subjects = [[fix(p) for p in subj] for subj in fm.subjects]
     fm.mask = fix(fm.mask)
-    if config.networks.atlas not in ("cabnp", "yeo7", "yeo17"):
+    if _looks_like_path(config.networks.atlas):
         config.networks.atlas = str(fix(Path(config.networks.atlas)))
     return config
 

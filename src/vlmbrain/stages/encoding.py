@@ -91,7 +91,8 @@ def fit_subject(subject: str, spec: dict, workdir: Path) -> dict:
     runs = brain.runs[mask]
     X, _ = zscore_runs(np.load(spec["atoms"]), runs)
     valid = brain.valid
-    enc = VoxelwiseEncoder(method=spec["method"], chunk_size=spec["chunk_size"]).fit(
+    enc = VoxelwiseEncoder(method=spec["method"], chunk_size=spec["chunk_size"],
+                           backend=spec.get("backend", "numpy")).fit(
         X, brain.data[mask][:, valid], runs=runs)
     save_npy(full(enc.coef_, valid), Path(workdir) / "beta.npy")
     cv = enc.cv_r_ if enc.cv_r_ is not None else np.full(int(valid.sum()), np.nan, np.float32)
@@ -116,7 +117,8 @@ def encode_unit_per_subject(ctx: StageContext, unit: Unit, out_dir: Path) -> dic
     atoms_path = ctx.layout.dictionary_dir(unit.model, unit.name) / "atoms.npy"
     spec_common = {"tr": timeline.tr, "expected": timeline.run_lengths, "mask": fcfg.mask and str(fcfg.mask),
                    "n_grayordinates": fcfg.n_grayordinates, "train_mask": train_mask(ctx).tolist(),
-                   "atoms": str(atoms_path), "method": cfg.method, "chunk_size": cfg.chunk_size}
+                   "atoms": str(atoms_path), "method": cfg.method, "chunk_size": cfg.chunk_size,
+                   "backend": cfg.backend}
     subjects = {f"sub-{i:03d}": {**spec_common, "paths": [str(p) for p in paths]}
                 for i, paths in enumerate(fcfg.subjects)}
     sub_dir = out_dir / "subjects"
@@ -145,7 +147,12 @@ class EncodingStage(Stage):
     writes = ("encoding maps",)
 
     def preflight(self, config):
+        from vlmbrain.encoding.solvers import SOLVERS
+        from vlmbrain.registry import one_of
+
         enc, fm = config.encoding, config.fmri
+        if enc.method not in SOLVERS:
+            raise ConfigError(f"'encoding.method' = {enc.method!r} is not allowed; expected one of {one_of(SOLVERS)}")
         per_subject = bool(fm.subjects) and fm.group == "per-subject"
         if per_subject:
             if len(fm.subjects) < 3:

@@ -17,7 +17,10 @@ import pickle
 import types
 from os import PathLike
 
+import math
+
 import torch
+import torch.nn.functional as F
 
 from vlmbrain.errors import DimensionError, InputFileError, ModelNotAvailableError
 
@@ -191,6 +194,39 @@ def load_meter_state_dict(path: str | PathLike) -> dict[str, torch.Tensor]:
     return tensors
 
 
+def resize_pos_embed(table: torch.Tensor, new_image_size: int, patch_size: int = 16) -> torch.Tensor:
+    """Resize a CLIP position table to another image size (METER ``adapt_position_encoding``).
+
+    Row 0 (CLS) is kept; the ``g0 x g0`` grid rows are interpolated bicubically
+    (``align_corners=False``, no antialias) to ``g1 x g1`` with ``g1 = new_image_size // patch_size``.
+
+    Parameters
+    ----------
+    table : Tensor of shape (g0**2 + 1, width)
+    new_image_size : int
+    patch_size : int, default=16
+
+    Returns
+    -------
+    Tensor of shape (g1**2 + 1, width)
+    """
+    rows, width = table.shape
+    g0 = int(math.sqrt(rows - 1))
+    if g0 * g0 + 1 != rows:
+        raise DimensionError(
+            f"Position table has {rows} rows, which is not (grid**2 + 1) for an integer grid; "
+            "expected a CLIP/METER visual.positional_embedding."
+        )
+    g1 = int(new_image_size) // int(patch_size)
+    if g1 == g0:
+        return table
+    cls_row, grid = table[:1], table[1:]
+    grid = grid.reshape(1, g0, g0, width).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, size=(g1, g1), mode="bicubic", align_corners=False)
+    grid = grid.permute(0, 2, 3, 1).reshape(g1 * g1, width)
+    return torch.cat([cls_row, grid], dim=0)
+
+
 def prepare_state_dict(state: dict[str, torch.Tensor], model: torch.nn.Module, source: str = "state_dict"):
     """Adapt a METER state_dict to ``model``: resize the position table, check keys and shapes.
 
@@ -208,8 +244,6 @@ def prepare_state_dict(state: dict[str, torch.Tensor], model: torch.nn.Module, s
     own = model.state_dict()
     state = dict(state)
     if POS_KEY in state and POS_KEY in own and state[POS_KEY].shape != own[POS_KEY].shape:
-        from vlmbrain.models.meter.modeling import resize_pos_embed
-
         cfg = model.config
         before = tuple(state[POS_KEY].shape)
         state[POS_KEY] = resize_pos_embed(state[POS_KEY], cfg.image_size, cfg.patch_size)

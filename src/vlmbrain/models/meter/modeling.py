@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vlmbrain.models.meter.checkpoint import load_meter_state_dict, prepare_state_dict, resize_pos_embed  # noqa: F401
 from vlmbrain.models.meter.config import METERConfig, meter_config
 
 __all__ = ["METER", "resize_pos_embed", "Intermediates"]
@@ -67,41 +68,6 @@ class Intermediates:
 
 
 _OFF = Intermediates(False)
-
-
-def resize_pos_embed(table: torch.Tensor, new_image_size: int, patch_size: int = 16) -> torch.Tensor:
-    """Resize a CLIP position table to another image size (METER ``adapt_position_encoding``).
-
-    Row 0 (CLS) is kept; the ``g0 x g0`` grid rows are interpolated bicubically
-    (``align_corners=False``, no antialias) to ``g1 x g1`` with ``g1 = new_image_size // patch_size``.
-
-    Parameters
-    ----------
-    table : Tensor of shape (g0**2 + 1, width)
-    new_image_size : int
-    patch_size : int, default=16
-
-    Returns
-    -------
-    Tensor of shape (g1**2 + 1, width)
-    """
-    rows, width = table.shape
-    g0 = int(math.sqrt(rows - 1))
-    if g0 * g0 + 1 != rows:
-        from vlmbrain.errors import DimensionError
-
-        raise DimensionError(
-            f"Position table has {rows} rows, which is not (grid**2 + 1) for an integer grid; "
-            "expected a CLIP/METER visual.positional_embedding."
-        )
-    g1 = int(new_image_size) // int(patch_size)
-    if g1 == g0:
-        return table
-    cls_row, grid = table[:1], table[1:]
-    grid = grid.reshape(1, g0, g0, width).permute(0, 3, 1, 2)
-    grid = F.interpolate(grid, size=(g1, g1), mode="bicubic", align_corners=False)
-    grid = grid.permute(0, 2, 3, 1).reshape(g1 * g1, width)
-    return torch.cat([cls_row, grid], dim=0)
 
 
 def _attend(q, k, v, n_heads: int, mask, dropout: nn.Module | None, rec: Intermediates, prefix: str):
@@ -612,8 +578,6 @@ class METER(nn.Module):
         **overrides
             Further :class:`METERConfig` fields.
         """
-        from vlmbrain.models.meter.checkpoint import load_meter_state_dict, prepare_state_dict
-
         if image_size is not None:
             overrides["image_size"] = int(image_size)
         cfg = meter_config(variant, **overrides)
