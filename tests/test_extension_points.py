@@ -1,0 +1,160 @@
+"""Each extension point is one module plus one registration: registered here, run through `vlmbrain run`.
+
+Everything a new model family, encoding method, atlas, analysis or report section needs is in
+this file; nothing in the package is edited. Each test runs the whole pipeline from a YAML
+file through the command line on a small study (two runs of captions, .npy fMRI).
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from vlmbrain.cli import main
+from vlmbrain.models.base import Readout
+
+N_COLUMNS = 300
+
+
+# ----------------------------------------------------------------------------- a model family
+class EchoTextReadout(Readout):
+    """A text-only 'model': two layers of 12 units, each a fixed random projection of word hashes."""
+
+    name = "echo-text"
+    branches = ("text",)
+    modalities = {"text": "text"}
+    description = "word-hash projections (a test model family)"
+
+    def __init__(self, **kw):
+        rng = np.random.default_rng(7)
+        self._w = rng.normal(size=(2, 64, 12)).astype(np.float32)
+
+    def neuron_table(self):
+        from vlmbrain.models.base import make_neuron_table
+
+        rows = [{"model": self.name, "branch": "text", "layer": layer, "module": "hidden", "head": -1, "unit": u,
+                 "group": None} for layer in range(2) for u in range(12)]
+        return make_neuron_table(rows)
+
+    def readout(self, images, captions):
+        feats = np.zeros((len(captions), 64), np.float32)
+        for i, cap in enumerate(captions):
+            for word in cap.split():
+                feats[i, zlib.crc32(word.encode()) % 64] += 1.0
+        h1 = np.tanh(feats @ self._w[0])
+        return {"text": np.concatenate([h1, np.tanh(h1 @ self._w[1][:12, :] + feats[:, :12])], axis=1)}
+
+    def weights_hash(self):
+        return "echo-text-v1"
+
+
+def _echo_loader(source, site="head-unit", pooling="mean", device="cpu", dtype="float32", name=None, **kw):
+    return EchoTextReadout()
+
+
+# ----------------------------------------------------------------------------- an atlas for 300 columns
+def _block_atlas():
+    from vlmbrain.networks import Atlas
+
+    labels = np.repeat([1, 2, 3], N_COLUMNS // 3)
+    return Atlas("test-blocks", labels, {1: "Visual1", 2: "Language", 3: "Default"},
+                 {1: (1, 0, 0, 1), 2: (0, 1, 0, 1), 3: (0, 0, 1, 1)}, labels.size)
+
+
+@pytest.fixture
+def registered():
+    """Register the test's model family, atlas and solver; remove them afterwards."""
+    from vlmbrain.encoding.solvers import SOLVERS, register_solver
+    from vlmbrain.models import registry as models
+    from vlmbrain.networks import atlas as atlases
+
+    models.register_model("echo-text", "echo", "none", _echo_loader, "test family")
+    atlases.register_atlas("test-blocks", _block_atlas, "three blocks of 100 columns", replace=True)
+
+    def half_ols(stats):
+        G, C, _ = stats.totals()
+        return 0.5 * np.linalg.solve(G, C)
+
+    register_solver("half-ols", half_ols)
+    yield
+    models._REGISTRY.pop("echo-text", None)
+    atlases._REGISTRY.pop("test-blocks", None)
+    SOLVERS.pop("half-ols", None)
+
+
+def _study(tmp_path, rng, **sections):
+    """Two runs x 60 TRs of caption cues; one subject of .npy runs whose columns follow word counts."""
+    words = ["a red circle", "two blue squares above a green triangle", "one small yellow square",
+             "three large purple circles move left", "the dog runs", "rain on the window"]
+    paths = []
+    for r, run in enumerate(("r1", "r2")):
+        lines = ["onset\tduration\ttext"] + [f"{3 * i}\t3\t{words[(i + r) % len(words)]}" for i in range(20)]
+        (tmp_path / f"{run}.tsv").write_text("\n".join(lines) + "\n")
+        length = np.repeat([len(words[(i + r) % len(words)].split()) for i in range(20)], 3).astype(np.float32)
+        data = rng.normal(size=(60, N_COLUMNS)).astype(np.float32)
+        data[:, 100:200] += 0.8 * (length - length.mean())[:, None]   # "Language" follows caption length
+        p = tmp_path / f"{run}.npy"
+        np.save(p, data)
+        paths.append(str(p))
+    cfg = {
+        "stimulus": {"kind": "custom", "tr": 1.0,
+                     "runs": [{"name": "r1", "n_trs": 60, "captions": "r1.tsv"},
+                              {"name": "r2", "n_trs": 60, "captions": "r2.tsv"}]},
+        "fmri": {"kind": "npy", "paths": paths},
+        "models": [{"name": "echo-text"}],
+        "dictionary": {"n_atoms": 3},
+        "encoding": {"n_shifts": 0},
+        "networks": {"atlas": "test-blocks", "null": "permutation", "n_perm": 20},
+        "report": {"surface_figures": False},
+    }
+    for section, values in sections.items():
+        cfg.setdefault(section, {}).update(values)
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _run(path, out):
+    return main(["run", str(path), "--out", str(out), "-q"])
+
+
+def test_a_model_family_registered_from_a_test_file(tmp_path, rng, registered):
+    out = tmp_path / "run"
+    assert _run(_study(tmp_path, rng), out) == 0
+    info = json.loads((out / "activations" / "echo-text" / "model.json").read_text())
+    assert info["family"] == "EchoTextReadout" and info["trained"] is True
+    assert info["branches"] == [{"name": "text", "modality": "text", "stream": "text", "n_neurons": 24}]
+    acts = np.load(out / "activations" / "echo-text" / "text.npy")
+    assert acts.shape == (120, 24) and np.isfinite(acts).all() and acts.std() > 0
+    assert (out / "report" / "index.html").is_file()
+    pred = pd.read_csv(out / "analysis" / "prediction.tsv", sep="\t")
+    assert set(pred["network"]) >= {"Visual1", "Language", "Default"}
+
+
+def test_an_encoding_method_registered_from_a_test_file(tmp_path, rng, registered):
+    out = tmp_path / "run"
+    assert _run(_study(tmp_path, rng, encoding={"method": "half-ols", "n_shifts": 20}), out) == 0
+    beta = np.load(out / "encoding" / "echo-text" / "text" / "beta.npy")
+    summary = json.loads((out / "encoding" / "echo-text" / "text" / "summary.json").read_text())
+    assert summary["method"] == "half-ols"
+    # reference: OLS with per-run intercepts on the per-run z-scored atoms, halved
+    from vlmbrain.signal import zscore_runs
+
+    atoms = np.load(out / "dictionary" / "echo-text" / "text" / "atoms.npy")
+    runs = np.load(out / "brain" / "runs.npy")
+    Y = np.load(out / "brain" / "data.npy")
+    X, _ = zscore_runs(atoms, runs)
+    design = np.column_stack([X, (runs == 0).astype(float), (runs == 1).astype(float)])
+    ols = np.linalg.lstsq(design, Y.astype(np.float64), rcond=None)[0][: X.shape[1]]
+    np.testing.assert_allclose(beta, 0.5 * ols, rtol=1e-4, atol=1e-5)
+
+
+def test_an_unknown_method_fails_before_any_work(tmp_path, rng, registered):
+    out = tmp_path / "run"
+    assert _run(_study(tmp_path, rng, encoding={"method": "quarter-ols"}), out) == 2
+    assert not (out / "activations").exists()
