@@ -1,4 +1,4 @@
-"""Cross-modal mapping (METHOD.md §6.4): Dice and composition on constructed branch maps."""
+"""Cross-modal mapping (docs/method.md §6.4): Dice and composition on constructed branch maps."""
 
 import numpy as np
 import pytest

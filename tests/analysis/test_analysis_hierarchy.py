@@ -1,4 +1,4 @@
-"""Layer hierarchy (METHOD.md §6.4): centroid depth with hand-computed answers."""
+"""Layer hierarchy (docs/method.md §6.4): centroid depth with hand-computed answers."""
 
 import numpy as np
 import pandas as pd

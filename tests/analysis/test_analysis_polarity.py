@@ -1,4 +1,4 @@
-"""Polarity (METHOD.md §6.3): signed layer profiles, mirror test, BN± and the BN-correlation view."""
+"""Polarity (docs/method.md §6.3): signed layer profiles, mirror test, BN± and the BN-correlation view."""
 
 import numpy as np
 import pandas as pd

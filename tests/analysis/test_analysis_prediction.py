@@ -1,4 +1,4 @@
-"""Prediction across networks (METHOD.md §6.1): per-network summaries with hand-computed answers."""
+"""Prediction across networks (docs/method.md §6.1): per-network summaries with hand-computed answers."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Redundancy (METHOD.md §6.2): exact counts and Jaccards on constructed maps and codes."""
+"""Redundancy (docs/method.md §6.2): exact counts and Jaccards on constructed maps and codes."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Cross-modal mapping (METHOD.md §6.4).
+"""Cross-modal mapping (docs/method.md §6.4).
 
 ``V_b`` = grayordinates significant for branch b (significant positive cross-validated r, see
 :func:`vlmbrain.analysis.prediction.significant_prediction`). For a pair of branches (a, b)

@@ -1,4 +1,4 @@
-"""Layer hierarchy (METHOD.md §6.4): each atom's centroid layer depth vs. its affiliated network.
+"""Layer hierarchy (docs/method.md §6.4): each atom's centroid layer depth vs. its affiliated network.
 
 ``P_k(l) = Σ_{j ∈ l} |A_kj| / n_l`` (both signs; n_l = ANs in layer l); centroid layer
 ``c_k = Σ_l l · P_k(l) / Σ_l P_k(l)``; normalised depth ``(c_k − l_min) / (l_max − l_min)``

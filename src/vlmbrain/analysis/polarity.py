@@ -1,4 +1,4 @@
-"""Polarity (METHOD.md §6.3).
+"""Polarity (docs/method.md §6.3).
 
 For atom k: BN⁺_k / BN⁻_k are the grayordinates with a significant positive / negative β;
 AN⁺_k / AN⁻_k the ANs with a positive / negative code A_kj. The layer profile of each AN side

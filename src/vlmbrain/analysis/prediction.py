@@ -1,4 +1,4 @@
-"""Prediction across networks (METHOD.md §6.1).
+"""Prediction across networks (docs/method.md §6.1).
 
 Per model/branch, the leave-one-run-out cross-validated r of every grayordinate is summarised
 per network: mean and median r and the fraction of grayordinates whose prediction is

@@ -1,4 +1,4 @@
-"""Redundancy (METHOD.md §6.2).
+"""Redundancy (docs/method.md §6.2).
 
 BN side
     per grayordinate the number of atoms with a significant β (:func:`atoms_per_grayordinate`,

@@ -79,7 +79,7 @@ class BranchResult:
 
 @dataclass
 class AnalysisOptions:
-    """Options of :func:`run_analyses` (defaults of METHOD.md)."""
+    """Options of :func:`run_analyses` (defaults: docs/method.md §5.7)."""
 
     alpha: float = 0.05            #: level of β maps, prediction and the mirror test
     threshold: float = 0.15        #: minimal overlap rate of an affiliation

@@ -1,7 +1,7 @@
 """Group-average fMRI time series, streamed: one subject (and one column chunk) at a time.
 
 The group series is the mean over subjects of every subject's per-run z-scored series
-(METHOD, "Inputs"). Only the ``(n_timepoints, n_grayordinates)`` float32 running mean, a
+(docs/method.md §1.8). Only the ``(n_timepoints, n_grayordinates)`` float32 running mean, a
 per-grayordinate subject count and one ``(n_timepoints_run, chunk_size)`` block are held in
 memory, so memory does not grow with the number of subjects and stays below twice one
 subject's data (``.npy`` runs are memory-mapped, CIFTI columns read through nibabel's proxy).

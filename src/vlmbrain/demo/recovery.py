@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-#: Leading columns of ``recovery.tsv`` (issue 7), then the details.
+#: Leading columns of ``recovery.tsv`` (one row per planted network), then the details.
 RECOVERY_COLUMNS = (
     "network",
     "planted_sign",

@@ -16,10 +16,10 @@ import pandas as pd
 #: Columns of every neuron table, in this order.
 NEURON_COLUMNS = ("model", "branch", "layer", "module", "head", "unit", "group")
 
-#: AN sites a readout may offer (METHOD.md §2).
+#: AN sites a readout may offer (docs/method.md §2.2).
 SITES = ("head-unit", "qk", "mlp", "hidden")
 
-#: Token pooling modes (METHOD.md §2).
+#: Token pooling modes (docs/method.md §2.3).
 POOLINGS = ("mean", "cls", "patches")
 
 

@@ -3,7 +3,7 @@
 One forward pass per batch; forward hooks on every transformer block collect the chosen AN
 site and pool it over tokens on the fly (only ``(batch, units)`` per layer is kept).
 
-AN sites (METHOD.md §2), per transformer block ``l`` (0-based; block ``l`` outputs
+AN sites (docs/method.md §2.2–2.3), per transformer block ``l`` (0-based; block ``l`` outputs
 ``hidden_states[l + 1]`` of ``output_hidden_states=True``):
 
 ``head-unit`` (default)

@@ -1,4 +1,4 @@
-"""Stage ``dictionary``: sparse temporal atoms of every unit's AN time courses (docs/method.md §4).
+"""Stage ``dictionary``: sparse temporal atoms of every unit's AN time courses (docs/method.md §3).
 
 Writes ``dictionary/<model>/<unit>/atoms.npy`` (T_train × K), ``codes.npy`` (K × N),
 ``neurons.tsv`` and ``summary.json`` (objective, its history, atom stability across seeds).

@@ -1,4 +1,4 @@
-"""Stage ``signal``: HRF-convolved, per-run z-scored AN time courses (docs/method.md §3).
+"""Stage ``signal``: HRF-convolved, per-run z-scored AN time courses (docs/method.md §2.6).
 
 Writes ``signal/<model>/<branch>/timecourses.npy`` and the neuron table of the kept ANs
 (near-constant ANs are dropped and counted).

@@ -282,7 +282,7 @@ class VideoStimulus(Stimulus):
     n_frames_per_tr : int, default=1
         Frames per TR, spread within the TR (:func:`frame_times`); the caller averages readouts.
     rest_frames : {"blank", "video"}, default="blank"
-        Rest TRs get a black frame (METHOD: "rest TRs get a blank frame") or the video's frame.
+        Rest TRs get a black frame (docs/method.md §1.4) or the video's frame.
     size : (width, height), optional
         Resize frames when decoding.
     use_captions : bool, default=True

@@ -1,4 +1,4 @@
-"""Artificial-neuron readout of METER (METHOD.md §2).
+"""Artificial-neuron readout of METER (docs/method.md §2.2–2.3).
 
 METER is cross-modal: both branches need the TR's frame *and* its caption, so both have
 modality ``"image+text"``. One forward pass per batch of (frame, caption) pairs records every
