@@ -1,4 +1,8 @@
-"""Figures and the self-contained HTML report; reads run artifacts, never recomputes analyses."""
+"""Figures and the self-contained HTML report; reads run artifacts, never recomputes analyses.
+
+The page is a registry of sections (:mod:`vlmbrain.report.sections`): add one with
+:func:`register_section`; :func:`build_report` renders them in order.
+"""
 
 from vlmbrain.report.figures import (
     network_palette,
@@ -14,8 +18,19 @@ from vlmbrain.report.figures import (
     save_figure,
 )
 from vlmbrain.report.html import build_report
+from vlmbrain.report.sections import (
+    ReportContext,
+    Skipped,
+    register_recovery_section,
+    register_section,
+    registered_sections,
+    skipped,
+    unregister_section,
+)
 
 __all__ = [
+    "ReportContext",
+    "Skipped",
     "build_report",
     "network_palette",
     "overlap_composition",
@@ -27,5 +42,10 @@ __all__ = [
     "plot_polarity_profiles",
     "plot_recovery",
     "plot_surface_map",
+    "register_recovery_section",
+    "register_section",
+    "registered_sections",
     "save_figure",
+    "skipped",
+    "unregister_section",
 ]

@@ -18,7 +18,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from vlmbrain.errors import ConfigError
-from vlmbrain.report._atlas import NetworkAtlas, load_network_atlas, normalize_name
+from vlmbrain.networks import Atlas, load_atlas
 from vlmbrain.report.surface import plot_categorical_surface, plot_surface_map
 
 logger = logging.getLogger("vlmbrain")
@@ -60,24 +60,21 @@ def _check_columns(table: pd.DataFrame, columns, what: str):
 
 
 # ----------------------------------------------------------------------------- colours
-def network_palette(networks, atlas: NetworkAtlas | str | None = "cabnp") -> dict:
+def network_palette(networks, atlas: Atlas | str | None = "cabnp") -> dict:
     """Colour of every network name: the atlas colour where the name matches, else tab20.
 
     Parameters
     ----------
     networks : iterable of str
         Network names as they appear in the tables (case, spaces, '-' and '_' ignored).
-    atlas : NetworkAtlas or str or None, default='cabnp'
+    atlas : Atlas or str or None, default='cabnp'
+        An atlas of :mod:`vlmbrain.networks`, or a name :func:`~vlmbrain.networks.load_atlas` takes.
 
     Returns
     -------
     dict of str to RGBA tuple
     """
-    if isinstance(atlas, str):
-        try:
-            atlas = load_network_atlas(atlas)
-        except ConfigError:
-            atlas = None
+    atlas = _resolve_atlas(atlas)
     fallback = plt.get_cmap("tab20")
     out, k = {}, 0
     for n in dict.fromkeys(str(x) for x in networks):
@@ -89,19 +86,17 @@ def network_palette(networks, atlas: NetworkAtlas | str | None = "cabnp") -> dic
     return out
 
 
-def _network_order(names, atlas: NetworkAtlas | None):
+def _network_order(names, atlas: Atlas | None):
     """Atlas order for known networks, then the rest in order of appearance."""
     names = list(dict.fromkeys(str(x) for x in names))
-    if atlas is None:
-        return names
-    rank = {normalize_name(v): i for i, v in sorted(atlas.names.items())}
-    return sorted(names, key=lambda n: (rank.get(normalize_name(n), 10**6), names.index(n)))
+    return names if atlas is None else atlas.order_networks(names)
 
 
 def _resolve_atlas(atlas):
+    """An :class:`Atlas` from an atlas or a name; None (fallback colours) for an unknown name."""
     if isinstance(atlas, str):
         try:
-            return load_network_atlas(atlas)
+            return load_atlas(atlas)
         except ConfigError:
             return None
     return atlas
@@ -145,7 +140,7 @@ def save_figure(fig, out_dir, name: str, dpi: int = 150, tight: bool = True):
 def plot_network_bars(table: pd.DataFrame, value_col: str, network_col: str = "network",
                       group_cols=("model", "branch"), error_col: str | None = None,
                       ylabel: str | None = None, title: str | None = None,
-                      atlas: NetworkAtlas | str | None = "cabnp", ncols: int = 2):
+                      atlas: Atlas | str | None = "cabnp", ncols: int = 2):
     """Bars of one value per network, one panel per model/branch, network colours.
 
     Parameters
@@ -161,7 +156,7 @@ def plot_network_bars(table: pd.DataFrame, value_col: str, network_col: str = "n
     error_col : str, optional
         Column with the error-bar half-length (e.g. SEM).
     ylabel, title : str, optional
-    atlas : NetworkAtlas or str or None, default='cabnp'
+    atlas : Atlas or str or None, default='cabnp'
     ncols : int, default=2
 
     Returns
@@ -204,7 +199,7 @@ def plot_network_bars(table: pd.DataFrame, value_col: str, network_col: str = "n
 # ----------------------------------------------------------------------------- model comparison
 def plot_model_comparison(table: pd.DataFrame, value_col: str = "mean_r", network_col: str = "network",
                           row_cols=("model", "branch"), units: str | None = None,
-                          title: str | None = None, atlas: NetworkAtlas | str | None = "cabnp",
+                          title: str | None = None, atlas: Atlas | str | None = "cabnp",
                           cmap: str = "viridis"):
     """Heatmap of one value per (model/branch) × network, annotated, network-coloured columns.
 
@@ -348,14 +343,14 @@ def plot_polarity_profiles(table: pd.DataFrame, group_cols=("model", "branch"), 
 
 
 # ----------------------------------------------------------------------------- branch overlap
-def overlap_composition(overlap_map, atlas: NetworkAtlas, categories: dict | None = None) -> pd.DataFrame:
+def overlap_composition(overlap_map, atlas: Atlas, categories: dict | None = None) -> pd.DataFrame:
     """Network composition of a categorical overlap map (a count, not an analysis).
 
     Parameters
     ----------
     overlap_map : array of int, shape (n_grayordinates,)
         Category per grayordinate (0 = none), ids as in ``categories``.
-    atlas : NetworkAtlas
+    atlas : Atlas
     categories : dict of int to (str, colour), default=OVERLAP_CATEGORIES
 
     Returns
@@ -383,7 +378,7 @@ def overlap_composition(overlap_map, atlas: NetworkAtlas, categories: dict | Non
 
 
 def plot_overlap_composition(comp: pd.DataFrame, title: str | None = None,
-                             categories: dict | None = None, atlas: NetworkAtlas | str | None = "cabnp"):
+                             categories: dict | None = None, atlas: Atlas | str | None = "cabnp"):
     """Stacked horizontal bars: per network, fraction of grayordinates per overlap category.
 
     Parameters
@@ -425,7 +420,7 @@ def plot_overlap_composition(comp: pd.DataFrame, title: str | None = None,
 # ----------------------------------------------------------------------------- hierarchy
 def plot_hierarchy(table: pd.DataFrame, value_col: str = "centroid_layer", network_col: str = "network",
                    group_cols=("model", "branch"), title: str | None = None,
-                   atlas: NetworkAtlas | str | None = "cabnp"):
+                   atlas: Atlas | str | None = "cabnp"):
     """Atoms' centroid layer depth per network (points + median), network colours.
 
     Parameters

