@@ -2,8 +2,9 @@
 
 Every section of the page is a renderer registered with :func:`register_section`; a renderer
 receives the :class:`ReportContext` and returns the section's HTML (usually from a template
-partial under ``vlmbrain/report/templates/sections/``) or :func:`skipped` with the reason when
-the run lacks its inputs. :func:`vlmbrain.report.build_report` walks the registry in order.
+partial ``section_<name>.html.j2`` under ``vlmbrain/report/templates/``) or :func:`skipped`
+with the reason when the run lacks its inputs. :func:`vlmbrain.report.build_report` walks the
+registry in order.
 
 Registering a section from outside the report::
 

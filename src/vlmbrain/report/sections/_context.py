@@ -274,7 +274,7 @@ class ReportContext:
         _add_note(self.notes, str(message))
 
     def render(self, template: str, **values) -> str:
-        """Render a template of ``vlmbrain/report/templates`` (e.g. ``sections/prediction.html.j2``)."""
+        """Render a template of ``vlmbrain/report/templates`` (the partials are ``section_<name>.html.j2``)."""
         return self.env.get_template(template).render(ctx=self, **values)
 
     def render_string(self, source: str, **values) -> str:

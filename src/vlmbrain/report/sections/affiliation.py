@@ -23,7 +23,7 @@ def render_affiliation(ctx: ReportContext):
             "(rows of analysis/affiliation.tsv with affiliated = True)."))
     else:
         text.append("No atom is affiliated with any network.")
-    return ctx.render("sections/affiliation.html.j2", text=text, figures=figs,
+    return ctx.render("section_affiliation.html.j2", text=text, figures=figs,
                       tables=[ctx.table_block("affiliation")])
 
 

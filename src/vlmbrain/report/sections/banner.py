@@ -15,7 +15,7 @@ def render_banner(ctx: ReportContext):
     untrained = [info.name for info in ctx.models.values() if not info.trained]
     if not untrained:
         return ""
-    return ctx.render("sections/banner.html.j2", untrained=untrained)
+    return ctx.render("section_banner.html.j2", untrained=untrained)
 
 
 register_section("weights-banner", render_banner, order=0, title=None)

@@ -39,7 +39,7 @@ def render_comparison(ctx: ReportContext):
             "Rows: model / unit; columns: networks (atlas colours); from analysis/prediction.tsv."))
     tables = [{"path": "whole brain (analysis/prediction.tsv, network = all; model.json)",
                "html": table_html(summary)}] if len(summary) else []
-    return ctx.render("sections/comparison.html.j2", figures=figs, tables=tables)
+    return ctx.render("section_comparison.html.j2", figures=figs, tables=tables)
 
 
 register_section("model-comparison", render_comparison, order=700, title="Model comparison")

@@ -106,7 +106,7 @@ def render_crossmodal(ctx: ReportContext):
     missing = [] if xm is not None else [ctx.table_path("crossmodal")]
     # figures='fast' needs no explanation; a space without surface does
     problem = problem if ctx.figures.surfaces else None
-    return ctx.render("sections/crossmodal.html.j2", text=text, figures=figs, missing=missing,
+    return ctx.render("section_crossmodal.html.j2", text=text, figures=figs, missing=missing,
                       surface_problem=problem, tables=[ctx.table_block("crossmodal")])
 
 

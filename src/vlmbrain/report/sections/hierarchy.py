@@ -19,7 +19,7 @@ def render_hierarchy(ctx: ReportContext):
             "Atom layer depth per network",
             "Each point is one affiliated atom map (centroid_layer: |code|-weighted centroid layer of its ANs); "
             "bar: median."))
-    return ctx.render("sections/hierarchy.html.j2", figures=figs, tables=[ctx.table_block("hierarchy")])
+    return ctx.render("section_hierarchy.html.j2", figures=figs, tables=[ctx.table_block("hierarchy")])
 
 
 register_section("hierarchy", render_hierarchy, order=600, title="Layer hierarchy")

@@ -27,7 +27,7 @@ def render_models(ctx: ReportContext):
             "description": info.description,
         })
     units = [{"model": u.model, "unit": u.name, "modality": u.modality} for u in ctx.units]
-    return ctx.render("sections/models.html.j2", rows=rows, units=units)
+    return ctx.render("section_models.html.j2", rows=rows, units=units)
 
 
 register_section("models", render_models, order=10, title="Models and weights")

@@ -11,7 +11,7 @@ def render_parameters(ctx: ReportContext):
         return skipped("config.yaml not found: parameters not recorded")
     import yaml  # noqa: PLC0415
 
-    return ctx.render("sections/parameters.html.j2", config_yaml=yaml.safe_dump(ctx.config, sort_keys=False))
+    return ctx.render("section_parameters.html.j2", config_yaml=yaml.safe_dump(ctx.config, sort_keys=False))
 
 
 register_section("parameters", render_parameters, order=30, title="Parameters")

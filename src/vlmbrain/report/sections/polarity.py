@@ -41,7 +41,7 @@ def render_polarity(ctx: ReportContext):
             text.append(f"Mirrored profiles: {int(np.sum(r[ok] < 0))} of {int(ok.sum())} atoms have "
                         f"r(P⁺, P⁻) < 0, {int(np.sum((r[ok] < 0) & (p[ok] < 0.05)))} with p < 0.05.")
     missing = [ctx.table_path(n) for n in TABLES if ctx.table(n) is None]
-    return ctx.render("sections/polarity.html.j2", text=text, figures=figs, missing=missing,
+    return ctx.render("section_polarity.html.j2", text=text, figures=figs, missing=missing,
                       tables=[ctx.table_block(n) for n in TABLES])
 
 

@@ -22,7 +22,7 @@ def render_prediction(ctx: ReportContext):
             lambda: F.plot_network_bars(pn, "fraction_significant", ylabel="fraction significant", atlas=ctx.atlas),
             "prediction_frac_significant", "Fraction of significant grayordinates",
             f"Fraction of each network's grayordinates with significant r (q < {ctx.q:g})."))
-    return ctx.render("sections/prediction.html.j2", figures=figs, tables=[ctx.table_block("prediction")])
+    return ctx.render("section_prediction.html.j2", figures=figs, tables=[ctx.table_block("prediction")])
 
 
 register_section("prediction", render_prediction, order=100, title="Prediction across networks")

@@ -55,7 +55,7 @@ def render_provenance(ctx: ReportContext):
     rows = _rows(ctx)
     if not rows:
         return skipped("no config.yaml, stimulus/timeline.tsv or brain/ in this run directory")
-    return ctx.render("sections/provenance.html.j2", rows=rows)
+    return ctx.render("section_provenance.html.j2", rows=rows)
 
 
 register_section("provenance", render_provenance, order=20, title="Data provenance")

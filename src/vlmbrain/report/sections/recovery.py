@@ -51,7 +51,7 @@ def make_recovery_renderer(summary: str = "recovery", detail: str | None = "reco
             tables.append(ctx.table_block(detail, det))
         if planted is not None:
             tables.append(ctx.table_block(truth, planted))
-        return ctx.render("sections/recovery.html.j2", n_match=int(rec["recovered"].sum()), n=len(rec),
+        return ctx.render("section_recovery.html.j2", n_match=int(rec["recovered"].sum()), n=len(rec),
                           figures=figs, tables=tables)
 
     return render_recovery

@@ -26,7 +26,7 @@ def render_redundancy(ctx: ReportContext):
                 lambda sub=sub, label=label: F.plot_network_bars(sub, "value", ylabel=label, atlas=ctx.atlas),
                 f"redundancy_{measure}", f"Redundancy: {label}",
                 f"side = BN, measure = {measure} in analysis/redundancy.tsv."))
-    return ctx.render("sections/redundancy.html.j2", figures=figs, tables=[ctx.table_block("redundancy")])
+    return ctx.render("section_redundancy.html.j2", figures=figs, tables=[ctx.table_block("redundancy")])
 
 
 register_section("redundancy", render_redundancy, order=300, title="Redundancy")

@@ -35,7 +35,7 @@ def render_surface_maps(ctx: ReportContext):
             lambda shown=shown, label=label: plot_surface_map(shown, f"{label}: cross-validated r", "Pearson r",
                                                               cmap="RdBu_r", space=ctx.space),
             f"surface_r_{unit.model}_{unit.name}", f"{label}: prediction map", caption, surface=True))
-    return ctx.render("sections/surface_maps.html.j2", figures=figs, space=ctx.space)
+    return ctx.render("section_surface_maps.html.j2", figures=figs, space=ctx.space)
 
 
 register_section("surface-maps", render_surface_maps, order=110, title="Surface maps")

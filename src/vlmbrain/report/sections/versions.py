@@ -10,7 +10,7 @@ def render_versions(ctx: ReportContext):
     versions = read_json_strict(ctx.layout.versions_json)
     if not isinstance(versions, dict):
         return skipped("versions.json not found: versions not recorded")
-    return ctx.render("sections/versions.html.j2", versions=versions)
+    return ctx.render("section_versions.html.j2", versions=versions)
 
 
 register_section("versions", render_versions, order=1000, title="Versions")
