@@ -22,13 +22,13 @@ from vlmbrain.report import (
     plot_surface_map,
     save_figure,
 )
-from vlmbrain.report._atlas import cortex_to_surface, load_network_atlas
+from vlmbrain.networks import load_atlas
 from vlmbrain.report.figures import polarity_long, recovery_columns
 
 
 @pytest.fixture(scope="module")
 def atlas():
-    return load_network_atlas("cabnp")
+    return load_atlas("cabnp")
 
 
 def test_palette_uses_atlas_colours_whatever_the_spelling(atlas):
@@ -148,10 +148,10 @@ def test_save_figure_writes_svg_and_png(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_cortex_to_surface_shape_error():
-    with pytest.raises(DimensionError, match=r"shape \(91282,\).*got shape \(4, 91282\)"):
-        cortex_to_surface(np.zeros((4, 91282)))
-    with pytest.raises(DimensionError, match="91282"):
+def test_surface_map_shape_error():
+    with pytest.raises(DimensionError, match=r"vec must be 1-D \(91282,\), got \(4, 91282\)"):
+        plot_surface_map(np.zeros((4, 91282)))
+    with pytest.raises(DimensionError, match=r"shape \(100,\) but this hcp91k space has 91282 grayordinates"):
         plot_surface_map(np.zeros(100))
 
 

@@ -1,17 +1,16 @@
-"""The HTML report: self-contained, every section, warnings, figures, untrained banner, not-computed."""
+"""The HTML report: self-contained, every section, warnings, figures, untrained banner, skipped sections."""
 
-import json
 import re
 
 import pytest
 
 from vlmbrain.errors import ConfigError, InputFileError
-from vlmbrain.report import build_report
-from vlmbrain.report.html import ANALYSIS_SECTIONS, table_html
+from vlmbrain.report import build_report, registered_sections
+from vlmbrain.report.sections import table_html
 
-
-HEADINGS = ["Overview", "Parameters", *[t for _, t in ANALYSIS_SECTIONS], "Per-network tables",
-            "Demo: planted truth vs recovered", "Warnings", "Versions"]
+ANALYSES = ["Prediction across networks", "Surface maps", "Network affiliation of atoms", "Redundancy", "Polarity",
+            "Cross-modal mapping", "Layer hierarchy", "Model comparison"]
+HEADINGS = ["Models and weights", "Data provenance", "Parameters", *ANALYSES, "Warnings", "Versions"]
 
 _EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//|url\(\s*["']?(?:https?:)?//|@import""", re.I)
 
@@ -43,16 +42,18 @@ def test_self_contained(built):
 
 def test_every_section_heading(built):
     _, _, html = built
-    for h in HEADINGS:
-        assert f"<h2>{h}</h2>" in html, h
+    titles = [s.title for s in registered_sections() if s.title]
+    assert titles == HEADINGS  # the built-in sections, in page order
+    positions = [html.index(f"<h2>{h}</h2>") for h in HEADINGS]
+    assert positions == sorted(positions)
 
 
 def test_figures_embedded(built):
     run, _, html = built
     svgs = sorted((run / "report" / "figures").glob("*.svg"))
     # no surfaces: every figure is inline SVG; one per saved file
-    # bars r, bars frac, affiliation, polarity, 2 compositions, model comparison, hierarchy, recovery
-    assert len(svgs) == 9
+    # bars r, bars frac, affiliation, polarity, 2 compositions, model comparison, hierarchy
+    assert len(svgs) == 8
     assert html.count("<svg") == len(svgs)
     assert '<img alt=' not in html  # surface maps (base64 PNG) are off
     assert "<?xml" not in html
@@ -69,6 +70,7 @@ def test_untrained_banner(built, tmp_path, make_run):
     _, _, html = built
     assert 'id="untrained-banner"' in html
     assert "UNTRAINED WEIGHTS: toy-meter" in html
+    assert '<td class="untrained">UNTRAINED (random)</td>' in html
     trained = build_report(make_run(tmp_path), figures="none").read_text()
     assert "untrained-banner" not in trained
     assert "UNTRAINED" not in trained
@@ -81,12 +83,14 @@ def test_tables_and_numbers(built):
     pred = pd.read_csv(run / "analysis" / "prediction.tsv", sep="\t")
     assert f"<td>{pred['mean_r'].iloc[5]:.3f}</td>" in html
     assert "analysis/prediction.tsv" in html
-    assert "networks/toy-clip/vision/affiliation.tsv" in html
-    # optional tables absent -> not computed, no crash
-    assert "Not computed: analysis/redundancy.tsv" in html
-    assert "analysis/crossmodal.tsv: not computed" in html  # figures from encoding, table absent
-    # demo recovery: 2 of 3 signs recovered in the synthetic table
-    assert "<b>2 of 3</b> planted networks recovered with the planted sign" in html
+    # optional tables absent -> skipped, no crash
+    assert "Skipped: analysis/redundancy.tsv is not in this run directory." in html
+    assert "Not in this run directory: analysis/crossmodal.tsv." in html  # figures from the maps, table absent
+    # the demo's section is not part of the default page
+    assert 'id="recovery"' not in html
+    # modality and weights of every unit come from model.json
+    assert re.search(r"<td>toy-meter</td>\s*<td>image</td>\s*<td>image</td>\s*<td>UNTRAINED \(random\)</td>", html)
+    assert re.search(r"<td>toy-clip</td>\s*<td>text</td>\s*<td>text</td>\s*<td>trained</td>", html)
     # polarity: mirroring summary from analysis/polarity.tsv (r < 0 for atoms 0, 1; p < 0.05 for atom 0)
     assert "Mirrored profiles: 2 of 3 atoms have r(P⁺, P⁻) &lt; 0, 1 with p &lt; 0.05." in html
     assert "<summary>Table analysis/polarity_profiles.tsv</summary>" in html
@@ -98,12 +102,11 @@ def test_provenance_and_versions(built):
     assert "phantom (planted ground truth)" in html
     assert "6 TRs in 2 run(s): R1, R2" in html
     assert "<th>nilearn</th><td>0.14</td>" in html
+    assert "<th>rest TRs</th><td>1</td>" in html
     assert "<th>brain space</th><td>kind=cifti, name=hcp91k, n_grayordinates=91282</td>" in html
-    assert "subcortical voxel positions are placeholders" in html
+    assert "VOXEL POSITIONS ARE PLACEHOLDERS" in html  # the space's own notes
     assert "<th>fMRI runs</th><td>R1, R2</td>" in html
-    assert "phantom fMRI planted from toy-world attributes" in html
-    assert "Planted truth (demo/truth.tsv)" in html
-    assert "<td>negation</td>" in html
+    assert "<th>fMRI data</th><td>vlmbrain.demo phantom</td>" in html
     assert "n_shifts: 50" in html  # resolved config shown
     assert re.search(r"generated \d{4}-\d\d-\d\d \d\d:\d\d UTC", html)
 
@@ -114,15 +117,18 @@ def test_overlap_caption_counts(built):
     assert "20000 vision-only, 10000 shared, 20000 text-only (Dice 0.333)" in html
 
 
-def test_empty_run_dir_says_not_computed(tmp_path):
+def test_empty_run_dir_says_skipped(tmp_path):
     run = tmp_path / "empty"
     run.mkdir()
     html = build_report(run).read_text()
     for h in HEADINGS:
         assert f"<h2>{h}</h2>" in html
-    assert html.count("Not computed") >= len(ANALYSIS_SECTIONS) + 2
-    assert "versions.json not found" in html
-    assert "config.yaml not found" in html
+    # every section but the warnings says why it is empty
+    assert html.count('<p class="notcomputed">Skipped: ') == len(HEADINGS) - 1
+    assert "Skipped: versions.json not found" in html
+    assert "Skipped: config.yaml not found" in html
+    assert "Skipped: no activations/&lt;model&gt;/model.json in this run directory." in html
+    assert "No warnings were raised." in html
 
 
 def test_custom_out_path(tmp_path, run_dir):
@@ -142,16 +148,24 @@ def test_corrupt_json_error(run_dir):
         build_report(run_dir, figures="none")
 
 
-def test_warnings_as_dicts(run_dir):
-    (run_dir / "warnings.json").write_text(json.dumps([{"stage": "encoding", "message": "few TRs"}]))
-    assert "[encoding] few TRs" in build_report(run_dir, figures="none").read_text()
+def test_malformed_model_json_error(run_dir):
+    (run_dir / "activations" / "toy-clip" / "model.json").write_text('{"name": "toy-clip", "trained": "yes"}')
+    with pytest.raises(InputFileError, match=r"model.json: not a vlmbrain model.json"):
+        build_report(run_dir, figures="none")
+
+
+def test_table_off_schema_error(run_dir):
+    """A table whose columns are not its schema's is an error, not a guess."""
+    (run_dir / "analysis" / "hierarchy.tsv").write_text("model\tbranch\tlayer_centroid\nm\tb\t1.0\n")
+    with pytest.raises(InputFileError, match=r"hierarchy.tsv: columns .* do not match the schema"):
+        build_report(run_dir, figures="none")
 
 
 def test_surfaces_shorthand(run_dir):
     """``surfaces=False`` (as the pipeline passes it) means figures='fast': no surface PNGs."""
     html = build_report(run_dir, surfaces=False, max_surface_maps=0).read_text()
     assert 'src="data:image/png;base64,' not in html
-    assert html.count("<svg") == 9
+    assert html.count("<svg") == 8
 
 
 def test_bad_figures_option(run_dir):
@@ -173,22 +187,12 @@ def test_one_surface_figure(tmp_path, make_run):
 
     run = make_run(tmp_path)
     shutil.rmtree(run / "analysis")
-    shutil.rmtree(run / "demo")
     html = build_report(run, figures="all", max_surface_maps=1).read_text()
     assert html.count('src="data:image/png;base64,') == 1
     assert "surface maps beyond max_surface_maps=1 were not drawn" in html
-    assert (run / "report" / "figures" / "surface_r_toy-clip_text.svg").is_file()
-    assert (run / "report" / "figures" / "surface_r_toy-clip_text.png").is_file()
-
-
-def test_weights_status_reading():
-    from vlmbrain.report.html import _flag_untrained
-
-    assert _flag_untrained({"name": "m", "trained": False}) is True
-    assert _flag_untrained({"name": "m", "trained": True}) is False
-    assert _flag_untrained({"parameters": {"weights": "random"}}) is True
-    assert _flag_untrained({"weights": "9f2c1ab0"}) is None  # a weights hash says nothing
-    assert _flag_untrained({}) is None
+    # the first unit of the first model.json: toy-clip / vision
+    assert (run / "report" / "figures" / "surface_r_toy-clip_vision.svg").is_file()
+    assert (run / "report" / "figures" / "surface_r_toy-clip_vision.png").is_file()
 
 
 def test_weights_not_recorded(run_dir):
@@ -196,4 +200,5 @@ def test_weights_not_recorded(run_dir):
 
     shutil.rmtree(run_dir / "activations")
     html = build_report(run_dir, figures="none").read_text()
-    assert "not recorded" in html and "untrained-banner" not in html
+    assert "Skipped: no activations/&lt;model&gt;/model.json in this run directory." in html
+    assert "untrained-banner" not in html

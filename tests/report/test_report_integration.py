@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from vlmbrain.artifacts import BranchInfo, ModelInfo, RunLayout, write_model_json, write_table
 from vlmbrain.report import build_report
 
 V = 91282
@@ -17,11 +18,13 @@ def analysed_run(tmp_path_factory):
     rng = np.random.default_rng(0)
     atlas = load_atlas("cabnp")
     run = tmp_path_factory.mktemp("integ") / "run"
+    layout = RunLayout(run)
     T, K, n_layers, width = 40, 3, 4, 6
     neurons_base = pd.DataFrame({"layer": np.repeat(np.arange(n_layers), width), "module": "self_attn",
                                  "head": -1, "unit": np.tile(np.arange(width), n_layers)})
     branches = []
-    planted = {"vision": (1, 8), "text": (6, 8)}  # atom 0 on Visual1/Language, atom 1 (negative) on Auditory
+    planted = {"vision": (1, 8), "text": (6, 8)}
+    streams = {"vision": "image", "text": "text"}  # atom 0 on Visual1/Language, atom 1 (negative) on Auditory
     for branch, (net0, net1) in planted.items():
         beta = rng.normal(0, 0.1, (K, V)).astype(np.float32)
         q = np.ones((K, V), np.float32)
@@ -36,17 +39,20 @@ def analysed_run(tmp_path_factory):
         neurons = neurons_base.assign(model="toy-clip", branch=branch,
                                       group=lambda d: branch + "/L" + d["layer"].astype(str) + "/self_attn")
         branches.append(BranchResult("toy-clip", branch, rng.standard_normal((T, K)), codes, neurons,
-                                     beta, q, r, q_r, activations=rng.standard_normal((T, n_layers * width))))
-        d = run / "encoding" / "toy-clip" / branch
+                                     beta, q, r, q_r, activations=rng.standard_normal((T, n_layers * width)),
+                                     stream=streams[branch]))
+        d = layout.encoding_dir("toy-clip", branch)
         d.mkdir(parents=True)
         for name, arr in (("beta", beta), ("q", q), ("r_cv", r), ("q_r", q_r)):
             np.save(d / f"{name}.npy", arr)
     brain = rng.standard_normal((T, V)).astype(np.float32)
     tables = run_analyses(AnalysisInputs(branches, atlas, brain=brain,
                                          options=AnalysisOptions(null="none", n_perm=0)))
-    (run / "analysis").mkdir()
+    write_model_json(ModelInfo(name="toy-clip", folder="toy-clip", weights_hash="0" * 16, trained=True,
+                               branches=[BranchInfo(name=b, modality=s, stream=s, n_neurons=n_layers * width)
+                                         for b, s in streams.items()]), layout.model_json("toy-clip"))
     for name, df in tables.items():
-        df.to_csv(run / "analysis" / f"{name}.tsv", sep="\t", index=False)
+        write_table(df, name, layout)
     out = build_report(run, figures="fast")
     return run, out.read_text(encoding="utf-8"), tables
 
@@ -62,7 +68,8 @@ def test_every_figure_is_drawn_from_real_tables(analysed_run):
     assert any(f.startswith("redundancy_") for f in figs)
     for name in ("prediction", "affiliation", "redundancy", "polarity", "crossmodal", "hierarchy"):
         assert f"analysis/{name}.tsv" in html
-    assert "Not computed: analysis/" not in html
+    assert "not in this run directory" not in html
+    assert "the section failed" not in html
 
 
 def test_planted_affiliation_and_overlap_reach_the_report(analysed_run):
