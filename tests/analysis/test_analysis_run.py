@@ -26,7 +26,8 @@ def _branch(model, branch, region, rng, T=40, K=3, L=4, per=5):
     qr = np.ones(V)
     r[region], qr[region] = 0.3, 0.01
     acts = rng.standard_normal((T, N))
-    return BranchResult(model, branch, atoms, codes, neurons, beta, q, r, qr, activations=acts)
+    stream = "text" if branch == "text" else "image"
+    return BranchResult(model, branch, atoms, codes, neurons, beta, q, r, qr, activations=acts, stream=stream)
 
 
 @pytest.fixture
