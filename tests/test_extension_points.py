@@ -8,53 +8,15 @@ file through the command line on a small study (two runs of captions, .npy fMRI)
 from __future__ import annotations
 
 import json
-import zlib
-
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
+from vlmbrain._testing import echo_loader as _echo_loader
 from vlmbrain.cli import main
-from vlmbrain.models.base import Readout
 
 N_COLUMNS = 300
-
-
-# ----------------------------------------------------------------------------- a model family
-class EchoTextReadout(Readout):
-    """A text-only 'model': two layers of 12 units, each a fixed random projection of word hashes."""
-
-    name = "echo-text"
-    branches = ("text",)
-    modalities = {"text": "text"}
-    description = "word-hash projections (a test model family)"
-
-    def __init__(self, **kw):
-        rng = np.random.default_rng(7)
-        self._w = rng.normal(size=(2, 64, 12)).astype(np.float32)
-
-    def neuron_table(self):
-        from vlmbrain.models.base import make_neuron_table
-
-        rows = [{"model": self.name, "branch": "text", "layer": layer, "module": "hidden", "head": -1, "unit": u,
-                 "group": None} for layer in range(2) for u in range(12)]
-        return make_neuron_table(rows)
-
-    def readout(self, images, captions):
-        feats = np.zeros((len(captions), 64), np.float32)
-        for i, cap in enumerate(captions):
-            for word in cap.split():
-                feats[i, zlib.crc32(word.encode()) % 64] += 1.0
-        h1 = np.tanh(feats @ self._w[0])
-        return {"text": np.concatenate([h1, np.tanh(h1 @ self._w[1][:12, :] + feats[:, :12])], axis=1)}
-
-    def weights_hash(self):
-        return "echo-text-v1"
-
-
-def _echo_loader(source, site="head-unit", pooling="mean", device="cpu", dtype="float32", name=None, **kw):
-    return EchoTextReadout()
 
 
 # ----------------------------------------------------------------------------- an atlas for 300 columns

@@ -399,6 +399,9 @@ CROSSMODAL = _schema(
     "n_a:int n_b:int n_shared:int n_a_only:int n_b_only:int dice:float jaccard:float composition_shared:float "
     "composition_a_only:float composition_b_only:float",
     "shared and branch-only significant grayordinates of two branches, by network")
+NOISE_CEILING = _schema(
+    "noise_ceiling", "model:str branch:str network_id:int network:str n_reliable:int mean_ceiling:float mean_r:float "
+    "mean_r_normalized:float", "prediction against the noise ceiling of repeated clips (r / ceiling)")
 HIERARCHY = _schema(
     "hierarchy", "model:str branch:str atom:int sign:str network_id:int network:str centroid_layer:float "
     "depth:float", "centroid layer depth of each affiliated atom")

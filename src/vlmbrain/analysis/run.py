@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from vlmbrain.analysis._common import check_2d, check_neurons
+from vlmbrain.analysis.ceiling import normalised_prediction
 from vlmbrain.analysis.crossmodal import crossmodal_overlap, default_pairs
 from vlmbrain.analysis.hierarchy import hierarchy
 from vlmbrain.analysis.polarity import bn_mean_timeseries, layer_bn_correlation, layer_profiles, polarity
@@ -109,6 +110,8 @@ class AnalysisInputs:
     atlas: object
     brain: np.ndarray | None = None
     options: AnalysisOptions = field(default_factory=AnalysisOptions)
+    #: per-grayordinate noise ceiling (NaN where unreliable), when the data have one
+    ceiling: np.ndarray | None = None
 
 
 def _keyed(df: pd.DataFrame, model: str, branch: str) -> pd.DataFrame:
@@ -242,12 +245,20 @@ def _crossmodal(inputs, shared):
     return {"crossmodal": pd.concat(frames, ignore_index=True) if frames else None}
 
 
+def _noise_ceiling(inputs, shared):
+    if inputs.ceiling is None:
+        return {}
+    return {"noise_ceiling": _per_branch(inputs, lambda b: normalised_prediction(b.r_cv, inputs.ceiling, inputs.atlas,
+                                                                                 b.model, b.branch))}
+
+
 register_analysis(Analysis("affiliation", ("affiliation",), _affiliation))
 register_analysis(Analysis("prediction", ("prediction",), _prediction))
 register_analysis(Analysis("redundancy", ("redundancy",), _redundancy))
 register_analysis(Analysis("polarity", ("polarity", "polarity_profiles"), _polarity, optional_tables=("polarity_bn",)))
 register_analysis(Analysis("hierarchy", ("hierarchy",), _hierarchy))
 register_analysis(Analysis("crossmodal", ("crossmodal",), _crossmodal))
+register_analysis(Analysis("noise_ceiling", (), _noise_ceiling, optional_tables=("noise_ceiling",)))
 
 
 def run_analyses(inputs: AnalysisInputs, analyses=None) -> dict[str, pd.DataFrame]:

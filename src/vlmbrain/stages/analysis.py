@@ -129,7 +129,10 @@ class AnalysisStage(Stage):
             options = AnalysisOptions(alpha=cfg.encoding.q, threshold=cfg.networks.threshold,
                                       null=None if cfg.networks.null == "none" else cfg.networks.null,
                                       n_perm=cfg.networks.n_perm, random_state=cfg.seed)
-            tables = run_analyses(AnalysisInputs(branches=branches, atlas=atlas, brain=data, options=options))
+            ceiling_path = ctx.layout.brain_dir / "ceiling.npy"
+            ceiling = np.load(ceiling_path) if ceiling_path.is_file() else None
+            tables = run_analyses(AnalysisInputs(branches=branches, atlas=atlas, brain=data, options=options,
+                                                 ceiling=ceiling))
             for name, table in tables.items():
                 write_table(table, name, ctx.layout)
             aff = tables["affiliation"]

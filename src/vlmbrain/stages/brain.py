@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from vlmbrain.config import RunConfig
 from vlmbrain.errors import ConfigError, DimensionError
 from vlmbrain.stages.base import Stage, StageContext, Step, config_value, register_stage
@@ -38,6 +40,28 @@ def check_lengths(timeline, brain) -> None:
             raise DimensionError(f"stimulus has {nt} TRs but fMRI run {name} has {nb} TRs")
 
 
+def write_ceiling(ctx: StageContext, brain, timeline) -> None:
+    """``brain/ceiling.npy`` (+ dscalar) from a clip shown more than once, and ``ceiling.json`` saying how.
+
+    Without a repeated clip ``ceiling.json`` says that no ceiling is available and why.
+    """
+    from vlmbrain._io import save_json, save_npy
+    from vlmbrain.brain.ceiling import noise_ceiling
+
+    nc = noise_ceiling(brain.data, timeline.table)
+    if nc is None:
+        save_json({"available": False, "reason": "no clip is shown more than once in this stimulus (a noise "
+                   "ceiling needs repeated showings)"}, ctx.layout.brain_dir / "ceiling.json")
+        return
+    ceiling = np.where(np.asarray(brain.valid), nc.ceiling, np.nan).astype(np.float32)
+    save_npy(ceiling, ctx.layout.brain_dir / "ceiling.npy")
+    if brain.space.kind != "array":
+        brain.space.to_dscalar(ceiling, ctx.layout.brain_dir / "ceiling.dscalar.nii", names=["noise ceiling"])
+    save_json(nc.info(), ctx.layout.brain_dir / "ceiling.json")
+    logger.info("noise ceiling from %d showings of %r: median %.2f", nc.n_repeats, nc.clip,
+                float(np.nanmedian(ceiling)) if np.isfinite(ceiling).any() else float("nan"))
+
+
 class BrainStage(Stage):
     name = "brain"
     help = "load, check and z-score the fMRI"
@@ -62,6 +86,7 @@ class BrainStage(Stage):
             brain = source.build(ctx, timeline)
             check_lengths(timeline, brain)
             brain.save(ctx.layout.brain_dir)
+            write_ceiling(ctx, brain, timeline)
             n_bad = int((~brain.valid).sum())
             if n_bad:
                 logger.warning("%d of %d grayordinates are NaN or constant in some run; left out of the fits "
@@ -69,7 +94,8 @@ class BrainStage(Stage):
             return {"n_timepoints": brain.n_timepoints, "n_grayordinates": brain.n_grayordinates,
                     "n_invalid": n_bad, "space": brain.space.name}
 
-        return [Step("brain", ctx.layout.brain_dir, ["data.npy", "runs.npy", "valid.npy", "meta.json"], work,
+        return [Step("brain", ctx.layout.brain_dir, ["data.npy", "runs.npy", "valid.npy", "meta.json", "ceiling.json"],
+                     work,
                      after=["stimulus"], params={k: config_value(ctx.config, k) for k in source.config_keys},
                      input_files=self.input_files(ctx.config))]
 
