@@ -127,7 +127,7 @@ def test_recovery_section_is_not_registered_by_default():
 def test_trained_banner_only_from_model_json(tmp_path, make_run):
     run = make_run(tmp_path)
     layout = RunLayout(run)
-    # words elsewhere that once meant "untrained" do not count
+    # words elsewhere that suggest random weights do not count
     for m in layout.models():
         info = read_model_json(layout.model_json(m))
         info.description = "random-init weights, untrained, scratch"
