@@ -1,7 +1,7 @@
 """Configuration of the METER model (CLIP-ViT + RoBERTa + co-attention fusion).
 
 Every size is a field of :class:`METERConfig`, so that the released METER checkpoints
-(``meter_config("pretrain_288")`` etc., see ``METER.md`` §1–2), the TINY parity fixture
+(``meter_config("pretrain_288")`` etc., see ``docs/meter.md`` §1–2), the TINY parity fixture
 (``meter_config("tiny")``) and small custom models (toy-world training) share one class.
 """
 
@@ -16,7 +16,7 @@ from vlmbrain.errors import ConfigError
 #: Task heads a METER model may carry.
 HEADS = ("mlm", "itm", "vqa", "nlvr2", "snli", "rank")
 
-#: Named variants of the released CLIP16-RoBERTa checkpoints (METER.md §1, §2).
+#: Named variants of the released CLIP16-RoBERTa checkpoints (docs/meter.md §1, §2).
 VARIANTS = ("pretrain_288", "pretrain_224", "vqa_576", "nlvr2_288", "snli_384", "flickr_384", "coco_384", "tiny")
 
 

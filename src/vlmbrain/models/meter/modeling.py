@@ -1,4 +1,4 @@
-"""A clean PyTorch implementation of METER (Dou et al., CVPR 2022), written from ``METER.md``.
+"""A clean PyTorch implementation of METER (Dou et al., CVPR 2022), documented key by key in ``docs/meter.md``.
 
 Parameter names, shapes and the forward pass follow the official ``METERTransformerSS``
 (zdou0830/METER @ f4f0934) exactly, so that its ``ckpt["state_dict"]`` loads with
@@ -565,7 +565,7 @@ class METER(nn.Module):
     ) -> "METER":
         """Build a model for ``variant`` and load an official METER checkpoint into it (strict).
 
-        The checkpoint's position table is resized (METER.md §4) when its grid differs from
+        The checkpoint's position table is resized (docs/meter.md §4) when its grid differs from
         the configured ``image_size``. See :func:`vlmbrain.models.meter.checkpoint.load_meter_state_dict`.
 
         Parameters

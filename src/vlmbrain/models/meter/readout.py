@@ -46,7 +46,7 @@ Pooling over the module's query tokens (the stream's own tokens):
     Image: patches without CLS. Text: real tokens without ``<s>`` and ``</s>``; an empty caption
     (no such token) falls back to ``mean``.
 
-Pre-processing (METER.md §5): frames are resized (shorter side, PIL bicubic) to ``image_size``,
+Pre-processing (docs/meter.md §5): frames are resized (shorter side, PIL bicubic) to ``image_size``,
 centre-cropped (torchvision ``CenterCrop`` rounding), scaled to [0, 1] and normalised with the CLIP
 constants; captions are tokenised with ``padding="max_length", truncation=True,
 max_length=config.max_text_len``. ``n`` frames of a sample are each paired with the sample's
