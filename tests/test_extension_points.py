@@ -120,3 +120,42 @@ def test_an_unknown_method_fails_before_any_work(tmp_path, rng, registered):
     out = tmp_path / "run"
     assert _run(_study(tmp_path, rng, encoding={"method": "quarter-ols"}), out) == 2
     assert not (out / "activations").exists()
+
+
+def test_an_analysis_with_its_report_section_registered_from_a_test_file(tmp_path, rng, registered):
+    """A new analysis: its table schema, its computation and its report section; nothing else changes."""
+    from vlmbrain.analysis import ANALYSES, Analysis, register_analysis
+    from vlmbrain.artifacts import TABLES, TableSchema, register_table
+    from vlmbrain.report.sections import register_section, unregister_section
+
+    register_table(TableSchema("atom_energy", (("model", "str"), ("branch", "str"), ("atom", "int"),
+                                               ("energy", "float")), "sum of squared betas per atom"))
+
+    def compute(inputs, shared):
+        rows = [{"model": b.model, "branch": b.branch, "atom": k, "energy": float(np.nansum(b.beta[k] ** 2))}
+                for b in inputs.branches for k in range(b.beta.shape[0])]
+        return {"atom_energy": pd.DataFrame(rows)}
+
+    register_analysis(Analysis("atom_energy", ("atom_energy",), compute))
+
+    def render(ctx):
+        table = ctx.table("atom_energy")
+        if table is None:
+            return ctx.missing("atom_energy")
+        return ctx.render_string("<p id='energy-total'>total energy {{ '%.6f' | format(total) }}</p>",
+                                 total=float(table["energy"].sum()))
+
+    register_section("atom_energy", render, order=650, title="Atom energy")
+    try:
+        out = tmp_path / "run"
+        assert _run(_study(tmp_path, rng), out) == 0
+    finally:
+        ANALYSES.unregister("atom_energy")
+        TABLES.pop("atom_energy", None)
+        unregister_section("atom_energy")
+    table = pd.read_csv(out / "analysis" / "atom_energy.tsv", sep="\t")
+    beta = np.load(out / "encoding" / "echo-text" / "text" / "beta.npy")
+    np.testing.assert_allclose(table["energy"], np.nansum(beta**2, axis=1), rtol=1e-5)
+    html = (out / "report" / "index.html").read_text()
+    assert f"total energy {np.nansum(beta ** 2):.6f}" in html
+    assert html.index("Layer hierarchy") < html.index("Atom energy") < html.index("Model comparison")

@@ -129,3 +129,5 @@ def test_hcp7t_run_writes_the_ceiling_and_normalised_prediction(tmp_path):
     assert np.nanmedian(ceiling) == pytest.approx(1 / np.sqrt(1 + sigma**2), abs=0.05)
     nc = pd.read_csv(out / "analysis" / "noise_ceiling.tsv", sep="\t")
     assert set(nc["network"]) == {"a", "b", "all"} and (nc["n_reliable"] > 0).all()
+    html = (out / "report" / "index.html").read_text()
+    assert "Prediction against the noise ceiling" in html and "Skipped: no noise ceiling" not in html

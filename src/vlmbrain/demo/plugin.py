@@ -121,3 +121,10 @@ def register() -> None:
                                ("atom", "int"), ("atom_driver_r", "float"), ("overlap_rate", "float")),
         "per planted network and branch: the best atom and its affiliation", folder="demo"))
     register_analysis_hook("demo-recovery", AnalysisHook(applies=_is_demo, run=score))
+    register_table(TableSchema(
+        "truth", (("network", "str"), ("attribute", "str"), ("planted_sign", "int"), ("n_grayordinates", "int"),
+                  ("n_responsive", "int")),
+        "the planted networks, their sign and the stimulus attribute that drives each", folder="demo"))
+    from vlmbrain.report import register_recovery_section
+
+    register_recovery_section()

@@ -19,7 +19,7 @@ Registering a section from outside the report::
     register_section("mine", render_mine, order=750, title="My analysis")
 
 The built-in sections and their order: weights banner (0), models and weights (10), data
-provenance (20), parameters (30), prediction (100), surface maps (110), affiliation (200),
+provenance (20), parameters (30), prediction (100), noise ceiling (105), surface maps (110), affiliation (200),
 redundancy (300), polarity (400), cross-modal mapping (500), layer hierarchy (600), model
 comparison (700), warnings (900), versions (1000). The demo adds "planted truth vs recovered"
 (800) with :func:`register_recovery_section`.
@@ -49,6 +49,7 @@ from vlmbrain.report.sections import (  # noqa: E402, F401  isort: skip
     provenance,
     parameters,
     prediction,
+    ceiling,
     surface_maps,
     affiliation,
     redundancy,

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from vlmbrain.report.sections._context import ReportContext
+# Renderers take a ``vlmbrain.report.sections._context.ReportContext``; it is named in the
+# annotations as a string only, since the context module imports this one.
 
 __all__ = ["Section", "Skipped", "register_section", "registered_sections", "skipped", "unregister_section"]
 
