@@ -31,11 +31,13 @@ def _reference(X, Y, runs, method, n_shifts, null_pvalues, correction, q, seed):
     t = enc.tvalues_ if enc.tvalues_ is not None else np.full_like(coef, np.nan)
     arrays = {}
     if n_shifts > 0:
-        null = shift_null(X, Y, runs=runs, n_shifts=n_shifts, random_state=seed, chunk_size=512)
+        legacy = null_pvalues == "calibrated"
+        null = shift_null(X, Y, runs=runs, n_shifts=n_shifts, random_state=seed, chunk_size=512,
+                          exact_nuisance=not legacy, pooled=null_pvalues == "pooled")
         p, p_r = null.p_t, null.p_r2
-        if null_pvalues == "calibrated":
+        if null_pvalues != "empirical":
             arrays["p_empirical"], arrays["p_r_empirical"] = p, p_r
-            p, p_r = null.p_t_calibrated, null.p_r2_calibrated
+            p, p_r = (null.p_t_calibrated, null.p_r2_calibrated) if legacy else (null.p_t_pooled, null.p_r2_pooled)
         if correction == "fwer":
             qb, qr = null.fwer_t(q)[1], null.fwer_r2(q)[1]
     else:
@@ -56,6 +58,7 @@ def _reference(X, Y, runs, method, n_shifts, null_pvalues, correction, q, seed):
 
 @pytest.mark.parametrize("method,n_shifts,null_pvalues,correction", [
     ("ols", 50, "calibrated", "fdr"),
+    ("ols", 50, "pooled", "fdr"),
     ("ols", 50, "empirical", "fwer"),
     ("ar1", 0, "calibrated", "fdr"),
     ("ridge", 40, "calibrated", "fwer"),
@@ -73,7 +76,7 @@ def test_fit_and_infer_equals_its_steps(rng, method, n_shifts, null_pvalues, cor
     assert info["correction"] == correction and info["q"] == 0.05
     if n_shifts:
         assert info["null"] == "circular-shift" and info["n_shifts"] == n_shifts
-        assert info["null_pvalues"] == null_pvalues
+        assert info["null_pvalues"] == null_pvalues and info["null_pvalues_method"]
         assert ("note" in info) == (method != "ols")
     else:
         assert info["null"] == "parametric" and info["dof"] == 240 - 3 - 3

@@ -151,7 +151,7 @@ def test_registered_method_in_fit_and_infer_with_the_shift_null(rng, registered)
     np.testing.assert_allclose(res.arrays["beta"], 0.5 * ols.coef_, atol=1e-6)
     assert np.all(np.isnan(res.arrays["t"]))
     null = shift_null(X, Y, runs, n_shifts=40, random_state=2, chunk_size=512)
-    np.testing.assert_array_equal(res.arrays["p"], null.p_t_calibrated)
+    np.testing.assert_array_equal(res.arrays["p"], null.p_t_pooled)            # default: pooled
     assert "half-ols fit" in res.info["note"]
     with pytest.raises(ConfigError, match="needs t-values; method 'half-ols'"):
         fit_and_infer(X, Y, runs, method="half-ols", n_shifts=0)

@@ -67,15 +67,19 @@ class TorchShiftNull:
     moments.
     """
 
-    def __init__(self, Qh, Mz, L, d, js, device=None):
+    def __init__(self, Qh, Mz, L, d, js, device=None, exact=None):
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
         self.Qh = torch.from_numpy(np.ascontiguousarray(Qh)).to(self.device)
         self.Mz = torch.from_numpy(np.ascontiguousarray(Mz)).to(self.device)
         self.L, self.d, self.js = L, d, js
+        # per-shift refit with the nuisance held fixed (``A``, ``W``, ``B``, ``D``; see
+        # vlmbrain.encoding.null._exact_nuisance)
+        self.exact = None if exact is None else {
+            k: torch.from_numpy(np.ascontiguousarray(v)).to(self.device) for k, v in exact.items()}
 
-    def null_chunk(self, Ys, t0a, fac, r20, df=None):
+    def null_chunk(self, Ys, t0a, fac, r20, df=None, block=1, n_blocks=None):
         """Null statistics of one chunk of ``c`` columns over the ``S`` shifts.
 
         Parameters
@@ -91,12 +95,18 @@ class TorchShiftNull:
         df : int, optional
             Residual degrees of freedom; when given every shift gets its own residual
             variance (studentized null t).
+        block, n_blocks : int
+            The pooled null's blocks of consecutive shifts (``n_blocks`` of ``block`` shifts;
+            default: one block per shift).
 
         Returns
         -------
-        count_z (c, K), max_z (K, S), count_r2 (c,), max_r2 (S,),
-        z_var (c, K) = mean over shifts of ``t_s²``, r2_mean (c,), r2_var (c,)
-        (population variance over shifts), all numpy.
+        dict of numpy arrays: ``count_z`` (c, K), ``max_z`` (K, S), ``count_r2`` (c,),
+        ``max_r2`` (S,), ``z_var`` (c, K) = mean over shifts of ``t_s²``, ``r2_mean``,
+        ``r2_var`` (c,) (population variance over shifts); for the pooled null
+        ``z_blocks`` (c, K, n_blocks) sums of ``t_s²`` per block, ``z_rest`` (c, K) the sum
+        over the shifts after the last block, ``z_centres`` (c, K, n_blocks) ``|t_s|`` at the
+        block centres, and ``r2_blocks``, ``r2_rest``, ``r2_centres`` likewise for R².
         """
         dev = self.device
         c = Ys.shape[1]
@@ -109,19 +119,36 @@ class TorchShiftNull:
         del H, Yh
         ess = (P * P).sum(dim=1)                                            # (c, S)
         Z = torch.matmul(self.Mz, P)
+        ex = self.exact
+        if ex is not None:
+            U = torch.einsum("smk,cks->cms", ex["A"], P)
+            ess += (U * torch.einsum("smn,cns->cms", ex["W"], U)).sum(dim=1)
+            Z += torch.einsum("skm,cms->cks", ex["B"], U)
+            Z *= ex["D"][None]
         del P
+        S = Z.shape[2]
+        g = int(block)
+        nb = S // g if n_blocks is None else int(n_blocks)
         if df is not None:  # studentize: sigma / sigma_s per (column, shift)
             f = torch.from_numpy(fac).to(dev).clamp_min(1e-30)[:, None]
             Z *= torch.sqrt(df / (1.0 / f - ess).clamp_min(1e-12))[:, None, :]
-        zv = (Z * Z).sum(dim=2) / Z.shape[2]                               # (c, K)
+        Z2 = Z * Z
+        zb = Z2[:, :, :nb * g].reshape(c, Z.shape[1], nb, g).sum(dim=3, dtype=torch.float64)
+        zrest = Z2[:, :, nb * g:].sum(dim=2, dtype=torch.float64)
+        del Z2
+        zv = (zb.sum(dim=2) + zrest) / S                                  # (c, K)
         Z.abs_()
         cz = (Z >= torch.from_numpy(t0a).to(dev)[:, :, None]).sum(dim=2)
         mz = Z.amax(dim=0)
+        zc = Z[:, :, g // 2: nb * g: g].double()
         del Z
         r2n = ess * torch.from_numpy(fac).to(dev)[:, None]
         cr = (r2n >= torch.from_numpy(r20).to(dev)[:, None]).sum(dim=1)
         r2m = r2n.mean(dim=1)
         r2v = ((r2n - r2m[:, None]) ** 2).mean(dim=1)
-        return (cz.cpu().numpy(), mz.cpu().numpy(), cr.cpu().numpy(),
-                r2n.amax(dim=0).cpu().numpy(), zv.cpu().numpy(), r2m.cpu().numpy(),
-                r2v.cpu().numpy())
+        r64 = r2n.double()
+        out = {"count_z": cz, "max_z": mz, "count_r2": cr, "max_r2": r2n.amax(dim=0), "z_var": zv,
+               "r2_mean": r2m, "r2_var": r2v, "z_blocks": zb, "z_rest": zrest, "z_centres": zc,
+               "r2_blocks": r64[:, :nb * g].reshape(c, nb, g).sum(dim=2), "r2_rest": r64[:, nb * g:].sum(dim=1),
+               "r2_centres": r64[:, g // 2: nb * g: g]}
+        return {k: v.cpu().numpy() for k, v in out.items()}

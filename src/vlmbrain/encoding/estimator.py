@@ -86,6 +86,10 @@ class VoxelwiseEncoder(RegressorMixin, BaseEstimator):
         ``vlmbrain.backends.torch_encoding``, imported only then).
     device : str, default=None
         Torch device (``"cuda"``, ``"cpu"``); ignored by the numpy backend.
+    n_nuisance : int, default=0
+        Nuisance columns (drift, confounds) already projected out of ``X`` and ``y`` within
+        runs (:func:`vlmbrain.encoding.nuisance.residualize`); subtracted from the residual
+        degrees of freedom.
 
     Attributes
     ----------
@@ -110,7 +114,7 @@ class VoxelwiseEncoder(RegressorMixin, BaseEstimator):
 
     def __init__(self, method="ols", *, alphas=None, cv=5, scoring="r2", ar1_bins=100,
                  ar1_scope="concat", compute_cv="auto", chunk_size=8192, dtype="float32",
-                 backend="numpy", device=None):
+                 backend="numpy", device=None, n_nuisance=0):
         self.method = method
         self.alphas = alphas
         self.cv = cv
@@ -122,6 +126,7 @@ class VoxelwiseEncoder(RegressorMixin, BaseEstimator):
         self.dtype = dtype
         self.backend = backend
         self.device = device
+        self.n_nuisance = n_nuisance
 
     # .................................................................. validation
     def _validate_params(self):
@@ -190,14 +195,14 @@ class VoxelwiseEncoder(RegressorMixin, BaseEstimator):
             raise DimensionError(
                 "compute_cv=True needs at least 2 runs for leave-one-run-out prediction, but "
                 "runs has 1 run; pass runs=(n_timepoints,) labels or compute_cv=False.")
-        df = T - K - R
+        df = T - K - R - int(self.n_nuisance)
         if solver.tvalues and df < 1:
             raise DimensionError(
                 f"{T} timepoints leave no residual degrees of freedom for {K} atoms + {R} "
                 "run intercepts; use fewer atoms or method='ridge'.")
         be = _resolve_backend(self.backend, self.device)
         problem = Problem(X=X, runs=run_lab, bounds=bounds, design=Design(X, bounds),
-                          do_cv=bool(do_cv), params=params)
+                          do_cv=bool(do_cv), params=params, n_nuisance=int(self.n_nuisance))
         state = solver.prepare(problem)
         cs = int(self.chunk_size)
         ctl = ThreadpoolController()

@@ -4,12 +4,15 @@
 One subject (or a group average), :func:`fit_and_infer`:
 
 - maps from the registered solver (``method``), leave-one-run-out prediction r;
-- p for every (atom, grayordinate) from ``|t|`` and for every grayordinate from the
-  full-model R², either from the circular-shift null of the OLS model (all atoms shifted
-  jointly, :func:`vlmbrain.encoding.shift_null`) — *calibrated* (the null's spread at
-  every grayordinate, tail from a fitted Gaussian / scaled χ²) or *empirical* (rank among
-  the shifts) — or, with ``n_shifts = 0``, parametric (Student t with the model's
-  residual dof for β, F(K, dof) for R²);
+- drift and confounds (``nuisance``) projected out of atoms and data, run by run;
+- p for every (atom, grayordinate) and for every grayordinate's fit from the circular-shift
+  null of the fitted model (all atoms shifted jointly, the nuisance held fixed: OLS
+  :func:`vlmbrain.encoding.shift_null`; AR(1) and ridge :mod:`vlmbrain.encoding.refit_null`)
+  — *pooled* (default: the statistic scaled by its own null's spread, compared with the
+  scaled null pooled over the map's grayordinates, generalised Pareto far tail), *gaussian*
+  (the earlier per-grayordinate Gaussian / scaled χ²) or *empirical* (rank among the
+  shifts) — or, with ``n_shifts = 0``, parametric (Student t with the model's residual dof
+  for β, F(K, dof) for R²);
 - correction: Benjamini–Hochberg FDR *per atom map* (each atom's map is its own family)
   and over grayordinates for the model fit (:func:`fdr_per_map`), or max-statistic FWER
   from the same shift null.
@@ -32,8 +35,8 @@ from vlmbrain.stats import fdr_bh
 
 logger = logging.getLogger("vlmbrain")
 
-__all__ = ["EncodingResult", "fit_and_infer", "fdr_per_map", "parametric_pvalues",
-           "shift_null_pvalues", "second_level"]
+__all__ = ["EncodingResult", "NULL_MODELS", "NULL_PVALUE_METHODS", "fit_and_infer", "fdr_per_map",
+           "parametric_pvalues", "shift_null_pvalues", "second_level"]
 
 
 @dataclass
@@ -79,29 +82,46 @@ def parametric_pvalues(tvalues, r2, dof, n_atoms):
     return p_beta, p_r
 
 
-def shift_null_pvalues(null, null_pvalues="calibrated", backend="numpy"):
-    """``(p_beta, p_r, empirical)`` from a :class:`~vlmbrain.encoding.ShiftNullResult`.
+#: What each ``null_pvalues`` value means, as written into ``summary.json``.
+NULL_PVALUE_METHODS = {
+    "pooled": "each grayordinate's statistic scaled by the spread of its own shift null; p from the scaled "
+              "null values of all grayordinates of the map pooled (each scaled leaving out the shifts within "
+              "min_shift of it), generalised Pareto far tail (Winkler et al. 2016)",
+    "gaussian": "Gaussian tail of each grayordinate's shift-null variance (t); Satterthwaite scaled chi2 (R2)",
+    "empirical": "rank among the shifts: (1 + #{null >= observed}) / (1 + n_shifts)",
+}
+NULL_PVALUE_METHODS["calibrated"] = NULL_PVALUE_METHODS["gaussian"]
 
-    ``null_pvalues="calibrated"`` reads the tails from the null moments
-    (:attr:`~vlmbrain.encoding.ShiftNullResult.p_t_calibrated`,
-    :attr:`~vlmbrain.encoding.ShiftNullResult.p_r2_calibrated`) and returns the empirical
-    p-values as ``empirical = (p_beta, p_r)``; ``"empirical"`` (or a null without moments)
-    returns the rank p-values and ``empirical = None``.
+#: The model whose shift null gives the p-values, per encoding method.
+NULL_MODELS = {
+    "ols": "OLS t (atom maps) and in-sample R2 (fit)",
+    "ar1": "prewhitened AR(1) GLM (rho per grayordinate held fixed): t (atom maps) and R2 of the whitened fit",
+    "ridge": "ridge (alpha per grayordinate held fixed): coefficients (atom maps) and leave-one-run-out "
+             "prediction r (fit)",
+}
+
+
+def shift_null_pvalues(null, null_pvalues="pooled", backend="numpy"):
+    """``(p_beta, p_r, empirical)`` from a shift-null result.
+
+    ``null_pvalues`` is ``"pooled"`` (default), ``"gaussian"`` (``"calibrated"``, its earlier
+    name) or ``"empirical"``; the empirical p-values come back as ``empirical = (p_beta, p_r)``
+    unless they are the ones chosen (then ``None``). A null without what the kind needs falls
+    back to empirical p-values with a warning.
     """
-    p_beta, p_r = null.p_t, null.p_r2
-    empirical = None
-    if null_pvalues == "calibrated":
-        if null.null_z_var is None:
-            logger.warning("the %s backend returns no null moments: empirical shift-null p-values", backend)
-        else:
-            empirical = (p_beta, p_r)
-            p_beta, p_r = null.p_t_calibrated, null.p_r2_calibrated
-    return p_beta, p_r, empirical
+    emp = null.pvalues("empirical")
+    if null_pvalues == "empirical":
+        return emp[0], emp[1], None
+    p_beta, p_r = null.pvalues(null_pvalues)
+    if p_beta is None:
+        logger.warning("the %s backend returns no null moments: empirical shift-null p-values", backend)
+        return emp[0], emp[1], None
+    return p_beta, p_r, emp
 
 
-def fit_and_infer(X, Y, runs, *, method="ols", n_shifts=1000, null_pvalues="calibrated",
+def fit_and_infer(X, Y, runs, *, method="ols", n_shifts=1000, null_pvalues="pooled",
                   correction="fdr", q=0.05, chunk_size=8192, backend="numpy",
-                  random_state=0) -> EncodingResult:
+                  random_state=0, nuisance=None, overwrite_y=False) -> EncodingResult:
     """Fit the encoding model and test every map.
 
     Parameters
@@ -115,8 +135,12 @@ def fit_and_infer(X, Y, runs, *, method="ols", n_shifts=1000, null_pvalues="cali
     method : str, default="ols"
         A registered solver (:data:`vlmbrain.encoding.SOLVERS`).
     n_shifts : int, default=1000
-        Circular shifts of the null; ``0`` → parametric p-values (needs t-values).
-    null_pvalues : {"calibrated", "empirical"}, default="calibrated"
+        Circular shifts of the null; ``0`` → parametric p-values (needs t-values). When
+        fewer shifts are admissible, all of them are used (``info["n_shifts"]``).
+    null_pvalues : {"pooled", "gaussian", "calibrated", "empirical"}, default="pooled"
+        See :data:`NULL_PVALUE_METHODS`. ``"gaussian"`` (and its earlier name
+        ``"calibrated"``) is the earlier calibration, kept as it was: the OLS null whatever
+        the method, shifted atoms refitted without the nuisance.
     correction : {"fdr", "fwer"}, default="fdr"
         FWER uses the max-statistic of the shift null (needs ``n_shifts > 0``).
     q : float, default=0.05
@@ -127,11 +151,22 @@ def fit_and_infer(X, Y, runs, *, method="ols", n_shifts=1000, null_pvalues="cali
         Used by the encoder and by the shift null.
     random_state : int, default=0
         Seed of the shift null.
+    nuisance : ndarray of shape (n_timepoints, n_columns), default=None
+        Drift basis and confounds (:func:`vlmbrain.encoding.nuisance.nuisance_matrix`),
+        projected out of ``X`` and ``Y`` with the run intercepts before every fit; the
+        shift null keeps them in place.
+    overwrite_y : bool, default=False
+        With ``nuisance``, residualise ``Y`` in place (saves a copy of the data).
 
     Returns
     -------
     EncodingResult
     """
+    from vlmbrain.encoding.nuisance import residualize
+    from vlmbrain.encoding.refit_null import ar1_shift_null, ridge_shift_null
+
+    if null_pvalues not in NULL_PVALUE_METHODS:
+        raise ConfigError(f"null_pvalues={null_pvalues!r}; use one of {sorted(NULL_PVALUE_METHODS)}")
     if n_shifts <= 0:
         if method == "ridge":
             raise ConfigError("encoding.n_shifts = 0 (parametric p) needs encoding.method 'ols' or 'ar1'; "
@@ -139,25 +174,49 @@ def fit_and_infer(X, Y, runs, *, method="ols", n_shifts=1000, null_pvalues="cali
         if correction == "fwer":
             raise ConfigError("encoding.correction = 'fwer' uses the max-statistic of the shift null: "
                               "set encoding.n_shifts > 0, or use correction 'fdr'")
-    enc = VoxelwiseEncoder(method=method, chunk_size=chunk_size, backend=backend).fit(X, Y, runs=runs)
+    n_nuis = 0
+    if nuisance is not None:
+        X, _ = residualize(np.asarray(X, np.float64), runs, nuisance)
+        Y, n_nuis = residualize(Y, runs, nuisance, out=Y if overwrite_y else None)
+    enc = VoxelwiseEncoder(method=method, chunk_size=chunk_size, backend=backend, n_nuisance=n_nuis).fit(
+        X, Y, runs=runs)
     coef = enc.coef_
     tvals = enc.tvalues_ if enc.tvalues_ is not None else np.full_like(coef, np.nan)
     cv_r = enc.cv_r_ if enc.cv_r_ is not None else np.full(Y.shape[1], np.nan, np.float32)
     n_atoms = X.shape[1]
     info = {"method": method, "n_timepoints": int(Y.shape[0]), "n_atoms": int(n_atoms),
-            "correction": correction, "q": q}
+            "correction": correction, "q": q, "n_nuisance": int(n_nuis)}
     extra = {}
     if n_shifts > 0:
-        null = shift_null(X, Y, runs=runs, n_shifts=n_shifts, random_state=random_state,
-                          chunk_size=min(chunk_size, 512), backend=backend)
+        legacy = null_pvalues in ("gaussian", "calibrated")
+        if legacy or method not in ("ar1", "ridge"):
+            # the OLS null: the OLS method, the earlier calibration, and a plug-in method
+            # (whose maps are then tested on the OLS model: info["note"])
+            null = shift_null(X, Y, runs=runs, n_shifts=n_shifts, random_state=random_state,
+                              chunk_size=min(chunk_size, 512), backend=backend, nuisance=nuisance,
+                              exact_nuisance=not legacy, pooled=null_pvalues == "pooled")
+            null_model = "ols"
+        elif method == "ar1":
+            null = ar1_shift_null(X, Y, runs, enc.ar1_rho_, n_shifts=n_shifts, random_state=random_state,
+                                  scope="concat", dof_loss=n_nuis, chunk_size=min(chunk_size, 512),
+                                  backend=backend, pooled=null_pvalues == "pooled")
+            null_model = "ar1"
+        elif method == "ridge":
+            null = ridge_shift_null(X, Y, runs, enc.alphas_, n_shifts=n_shifts, random_state=random_state,
+                                    nuisance=nuisance, pooled=null_pvalues == "pooled")
+            null_model = "ridge"
         p_beta, p_r, empirical = shift_null_pvalues(null, null_pvalues, backend)
         if empirical is not None:
             extra["p_empirical"], extra["p_r_empirical"] = empirical
-        info.update(null="circular-shift", n_shifts=null.n_shifts, null_pvalues=null_pvalues)
+        info.update(null="circular-shift", n_shifts=null.n_shifts, n_shifts_requested=null.n_shifts_requested,
+                    null_pvalues=null_pvalues, null_pvalues_method=NULL_PVALUE_METHODS[null_pvalues],
+                    null_model=NULL_MODELS[null_model])
+        if null_pvalues == "pooled":
+            info["pooled_tails"] = null.describe()
         if correction == "fwer":
             _, q_beta = null.fwer_t(q)
             _, q_r = null.fwer_r2(q)
-        if method != "ols":
+        if null_model != method:
             info["note"] = ("p-values from the shift null of the OLS model; coefficient maps from "
                             f"the {method} fit")
     else:

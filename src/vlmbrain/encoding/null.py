@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from vlmbrain.encoding._checks import _check_xy, _check_y_finite, _torch_module, check_runs
 from vlmbrain.encoding.statistics import Design
+from vlmbrain.encoding.tails import PooledNull, leave_window_out
 from vlmbrain.errors import ConfigError, DimensionError
 from vlmbrain.stats import fwer_maxstat, permutation_pvalue
 
@@ -73,6 +74,11 @@ class ShiftNullResult:
     from the same shifts) but read the tail from a fitted distribution: a centred Gaussian
     of variance ``null_z_var`` for ``t``, and a scaled χ² matched to the null R²'s mean and
     variance (Satterthwaite) for R². Both backends return the null moments.
+    :attr:`p_t_pooled` and :attr:`p_r2_pooled` compare the statistic, standardised by its
+    own null's spread, with the standardised null values pooled over all grayordinates of the
+    map, with a generalised Pareto far tail (:mod:`vlmbrain.encoding.tails`): the default
+    (``null_pvalues="pooled"``), because the per-grayordinate Gaussian tail is too thin far
+    in the tail.
     """
 
     shifts: np.ndarray
@@ -89,6 +95,47 @@ class ShiftNullResult:
     null_z_var: np.ndarray | None = field(default=None, repr=False)
     null_r2_mean: np.ndarray | None = field(default=None, repr=False)
     null_r2_var: np.ndarray | None = field(default=None, repr=False)
+    pooled_t: list | None = field(default=None, repr=False)
+    pooled_r2: object | None = field(default=None, repr=False)
+    n_shifts_requested: int | None = None
+    min_shift: int | None = None
+    pool_accumulators: tuple | None = field(default=None, repr=False)
+
+    def pvalues(self, kind="pooled"):
+        """``(p_beta, p_r)`` of one kind: ``"pooled"``, ``"gaussian"`` (also ``"calibrated"``)
+        or ``"empirical"``; ``None`` where the null has not got what that kind needs."""
+        if kind == "pooled":
+            return self.p_t_pooled, self.p_r2_pooled
+        if kind in ("gaussian", "calibrated"):
+            return self.p_t_calibrated, self.p_r2_calibrated
+        if kind == "empirical":
+            return self.p_beta, self.p_r2
+        raise ConfigError(f"null p-values {kind!r}: use 'pooled', 'gaussian' or 'empirical'")
+
+    def describe(self):
+        """The pooled tails, for the summary: one entry per atom map and one for the fit."""
+        if self.pooled_t is None:
+            return {}
+        return {"atoms": [t.describe() for t in self.pooled_t], "fit": self.pooled_r2.describe()}
+
+    @property
+    def p_t_pooled(self):
+        """Two-sided p of ``|t| / rms(null t)`` against the pooled standardised null of its atom
+        map (:mod:`vlmbrain.encoding.tails`)."""
+        if self.pooled_t is None:
+            return None
+        with np.errstate(invalid="ignore", divide="ignore"):
+            w = np.abs(self.tvalues.astype(np.float64)) / np.sqrt(self.null_z_var.astype(np.float64))
+        return np.vstack([tail.sf(w[k]) for k, tail in enumerate(self.pooled_t)])
+
+    @property
+    def p_r2_pooled(self):
+        """One-sided p of ``R² / mean(null R²)`` against the pooled standardised null of the fit."""
+        if self.pooled_r2 is None:
+            return None
+        with np.errstate(invalid="ignore", divide="ignore"):
+            w = self.r2.astype(np.float64) / self.null_r2_mean.astype(np.float64)
+        return self.pooled_r2.sf(w)
 
     @property
     def p_t_calibrated(self):
@@ -147,6 +194,48 @@ def _studentize(ess, fac, df):
     return np.sqrt(df / rss).astype(np.float32)
 
 
+def _nuisance_basis(bounds, nuisance, T, intercepts=True):
+    """Orthonormal basis (T, M) of the run intercepts and the nuisance columns."""
+    D = np.zeros((T, len(bounds) if intercepts else 0))
+    for r, (a, b) in enumerate(bounds if intercepts else []):
+        D[a:b, r] = 1.0
+    if nuisance is None:
+        if not intercepts:
+            raise ConfigError("shift_null: intercepts=False needs the nuisance columns.")
+        return D / np.sqrt(D.sum(axis=0))
+    N = np.asarray(nuisance, dtype=np.float64)
+    if N.ndim != 2 or N.shape[0] != T:
+        raise DimensionError(f"nuisance has shape {N.shape}; expected ({T}, n_columns).")
+    U, sv, _ = np.linalg.svd(np.concatenate([D, N], axis=1), full_matrices=False)
+    return U[:, sv > sv[0] * 1e-10]
+
+
+def _exact_nuisance(Q, Nb, Linv, ginv_diag, shifts):
+    """Per-shift terms of the refit with the nuisance held fixed (float32 for the chunks).
+
+    With ``A_s = Nᵀ Q_s`` (M, K) the shifted orthonormal atoms' coordinates in the nuisance
+    space, the Gram of the shifted atoms after projecting out the nuisance is ``I − A_sᵀA_s``,
+    whose inverse is ``I + A_sᵀ W_s A_s``, ``W_s = (I − A_s A_sᵀ)⁻¹``. Returns ``A`` (S, M, K),
+    ``W`` (S, M, M), ``B = L⁻ᵀ A_sᵀ W_s / sqrt(diag G⁻¹)`` (S, K, M) and the rescaling ``D``
+    (K, S) of every null z to the shifted model's standard error.
+    """
+    T, K = Q.shape
+    M = Nb.shape[1]
+    Qf = sfft.rfft(Q, axis=0)
+    Nf = sfft.rfft(Nb, axis=0)
+    # A[s, k, m] = sum_t Q[t, k] N[t + s, m], the same circular cross-correlation as the null
+    A = sfft.irfft(np.conj(Qf)[:, :, None] * Nf[:, None, :], n=T, axis=0)[shifts]   # (S, K, M)
+    At = np.ascontiguousarray(A.transpose(0, 2, 1))                                # (S, M, K)
+    W = np.linalg.inv(np.eye(M)[None] - At @ A)                                    # (S, M, M)
+    LA = Linv.T[None] @ A                                                          # (S, K, M)
+    LAW = LA @ W
+    e = np.einsum("skm,skm->sk", LAW, LA)
+    sqg = np.sqrt(ginv_diag)
+    return {"A": At.astype(np.float32), "W": W.astype(np.float32),
+            "B": (LAW / sqg[None, :, None]).astype(np.float32),
+            "D": np.sqrt(ginv_diag[None] / (ginv_diag[None] + e)).T.astype(np.float32)}
+
+
 def _choose_decimation(T, n_cand_needed, min_shift):
     """Largest divisor d of T with enough admissible lags that are multiples of d."""
     best = 1
@@ -161,7 +250,8 @@ def _choose_decimation(T, n_cand_needed, min_shift):
 
 
 def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None,
-               chunk_size=32, return_null=False, n_jobs=-1, backend="numpy", device=None):
+               chunk_size=32, return_null=False, n_jobs=-1, backend="numpy", device=None,
+               nuisance=None, exact_nuisance=True, pooled=True, intercepts=True, dof_loss=0):
     """Circular-shift null of the atom time courses for the OLS encoding model.
 
     **What is shifted.** The atoms are first centred within each run (this is what the
@@ -181,7 +271,8 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
 
     **Which shifts.** Lags ``s`` with ``min_shift <= s <= T - min_shift`` (so the
     shifted design is far from the original; default ``min_shift = max(20, T // 20)``
-    TRs, well beyond the HRF). For speed the candidate lags are the multiples of the
+    TRs, well beyond the HRF). When fewer than ``n_shifts`` lags are admissible, all of
+    them are used (logged as a warning; ``n_shifts_requested`` keeps the request). For speed the candidate lags are the multiples of the
     largest divisor ``d`` of ``T`` that still leaves at least ``n_shifts`` candidates
     (the FFT then has length ``T / d``); the null uses ``n_shifts`` *consecutive*
     candidates starting at a position drawn with ``numpy.random.default_rng(random_state)``
@@ -210,6 +301,26 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
         ``vlmbrain.backends.torch_encoding``); use a larger ``chunk_size`` there (e.g. 1024).
     device : str, default=None
         Torch device (``None`` → CUDA when available).
+    nuisance : ndarray of shape (n_timepoints, n_columns), default=None
+        Nuisance regressors besides the run intercepts (a drift basis and confounds, each
+        column nonzero within one run). They are projected out of ``X`` and ``Y`` (with the
+        run intercepts), count against the residual degrees of freedom, and stay in place
+        while the atoms are shifted.
+    intercepts : bool, default=True
+        Model one intercept per run. ``False`` (with ``nuisance``): the nuisance columns are
+        the whole nuisance model (e.g. the prewhitened run intercepts of an AR(1) fit).
+    dof_loss : int, default=0
+        Further columns already projected out of ``X`` and ``Y`` by the caller, subtracted
+        from the residual degrees of freedom.
+    exact_nuisance : bool, default=True
+        Refit every shifted design *together with* the fixed nuisance (run intercepts and
+        ``nuisance``): a shifted atom is no longer orthogonal to the nuisance, and fitting it
+        alone would shrink the null R² and t a little (a liberal test). Done exactly by a
+        rank-``n_nuisance`` update of every shift's Gram matrix (Woodbury). ``False`` is the
+        earlier null (shifted run-centred atoms refitted alone).
+    pooled : bool, default=True
+        Also accumulate the pooled standardised nulls behind :attr:`ShiftNullResult.p_t_pooled`
+        (a subsample of about 100 shifts per grayordinate; :mod:`vlmbrain.encoding.tails`).
 
     Returns
     -------
@@ -229,12 +340,17 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
     n_adm = max(0, T - 2 * min_shift + 1)
     if not isinstance(n_shifts, (int, np.integer)) or n_shifts < 1:
         raise ConfigError(f"shift_null: n_shifts={n_shifts!r} must be a positive int.")
+    n_req = int(n_shifts)
+    if n_adm < 2:
+        raise DimensionError(f"shift_null: {T} timepoints leave no circular shift of at least "
+                             f"{min_shift} TRs; use the parametric test (n_shifts=0).")
     if n_shifts > n_adm:
-        raise ConfigError(
-            f"shift_null: n_shifts={n_shifts} but only {n_adm} distinct shifts lie in "
-            f"[min_shift={min_shift}, T-min_shift={T - min_shift}] for T={T}; lower n_shifts "
-            "or min_shift.")
-    df = T - K - R
+        logger.warning("shift_null: %d shifts asked for, but only %d distinct shifts lie in "
+                       "[%d, %d] TRs for %d timepoints: using all %d", n_shifts, n_adm, min_shift,
+                       T - min_shift, T, n_adm)
+        n_shifts = n_adm
+    Nb = _nuisance_basis(bounds, nuisance, T, intercepts)
+    df = T - K - Nb.shape[1] - int(dof_loss)
     if df < 1:
         raise DimensionError(f"{T} timepoints leave no residual degrees of freedom for {K} atoms.")
     d = _choose_decimation(T, n_shifts, min_shift)
@@ -248,8 +364,13 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
     js = slice(int(jsel[0]), int(jsel[-1]) + 1)
     shifts = jsel * d
     # design: run-centred atoms, orthonormalised  Q = Xc L^{-T}, beta = L^{-T} Q'Y
-    design = Design(X, bounds)
-    Xc = np.concatenate(design.Xc, axis=0)
+    if intercepts:
+        design = Design(X, bounds)
+        Xc = np.concatenate(design.Xc, axis=0)
+    else:
+        Xc = X
+    if nuisance is not None:
+        Xc = Xc - Nb @ (Nb.T @ Xc)
     G = Xc.T @ Xc
     try:
         chol = np.linalg.cholesky(G)
@@ -264,6 +385,7 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
     Qh = np.ascontiguousarray(Qh.transpose(0, 2, 1))[:, None, :, :]        # (d, 1, K, F)
     Mz = (Linv.T / np.sqrt(ginv_diag)[:, None]).astype(np.float32)
     S = n_shifts
+    exact = _exact_nuisance(Q, Nb, Linv, ginv_diag, shifts) if exact_nuisance else None
     cnt_z = np.zeros((K, V), np.int32)
     cnt_r = np.zeros(V, np.int32)
     beta_obs = np.empty((K, V), np.float32)
@@ -274,15 +396,38 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
     r2m = np.full(V, np.nan, np.float32)
     r2v = np.full(V, np.nan, np.float32)
     sqg = np.sqrt(ginv_diag)
+    # pooled standardised null: blocks of g consecutive shifts; one draw per block (its
+    # centre), standardised by the shifts outside a window of min_shift around it
+    g = max(1, S // 100)
+    nb = S // g
+    h = max(0, -(-min_shift // d) - 1)                 # candidate steps closer than min_shift
+    hb = min(-(-h // g), max(0, (nb - max(5, nb // 4)) // 2))
+
+    def pool_chunk(bz, cz_abs, zrem, br, cr, rrem):
+        """Standardised draws of one chunk → a PooledNull pair (t per atom, R²)."""
+        tot = bz.sum(-1) + zrem
+        with np.errstate(invalid="ignore", divide="ignore"):
+            wz = cz_abs / np.sqrt(leave_window_out(bz, tot, S, g, hb))
+            pt = PooledNull(K)
+            pt.add(wz)
+            rt = br.sum(-1) + rrem
+            wr = cr / leave_window_out(br, rt, S, g, hb)
+            pr = PooledNull(1, w_max=80.0, n_bins=8000)
+            pr.add(wr[:, None, :])
+        return pt, pr
 
     def one_chunk(start):
         stop = min(V, start + cs)
         sl = slice(start, stop)
         Yk = Y[:, sl]
         c = stop - start
-        Ycen = np.empty((T, c), np.float64)
-        for a, b in bounds:
-            Ycen[a:b] = Yk[a:b] - Yk[a:b].mean(axis=0, dtype=np.float64)
+        if nuisance is None:
+            Ycen = np.empty((T, c), np.float64)
+            for a, b in bounds:
+                Ycen[a:b] = Yk[a:b] - Yk[a:b].mean(axis=0, dtype=np.float64)
+        else:
+            Ycen = Yk.astype(np.float64)
+            Ycen -= Nb @ (Nb.T @ Ycen)
         yy = np.einsum("tc,tc->c", Ycen, Ycen)
         if not np.all(np.isfinite(yy)):
             _check_y_finite(Yk, start)
@@ -302,13 +447,17 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
         fac = (sigma**2 / yy).astype(np.float32)
         r20f = r20.astype(np.float32)
         if tb is not None:
-            cz, mz, cr, mr, zv, rm, rv = tb.null_chunk(Ys, t0a, fac, r20f, df=df)
-            cnt_z[:, sl] = cz.T
-            cnt_r[sl] = cr
-            z2[:, sl] = zv.T
-            r2m[sl] = rm
-            r2v[sl] = rv
-            return mz, mr
+            o = tb.null_chunk(Ys, t0a, fac, r20f, df=df, block=g, n_blocks=nb)
+            cnt_z[:, sl] = o["count_z"].T
+            cnt_r[sl] = o["count_r2"]
+            z2[:, sl] = o["z_var"].T
+            r2m[sl] = o["r2_mean"]
+            r2v[sl] = o["r2_var"]
+            pools = None
+            if pooled:
+                pools = pool_chunk(o["z_blocks"], o["z_centres"], o["z_rest"], o["r2_blocks"],
+                                   o["r2_centres"], o["r2_rest"])
+            return o["max_z"], o["max_r2"], pools
         Yh = sfft.rfft(Ys.reshape(L, d, c), axis=0)                           # (F, d, c)
         Yh = np.ascontiguousarray(Yh.transpose(1, 2, 0))[:, :, None, :]       # (d, c, 1, F)
         H = Yh[0] * Qh[0]                                                       # (c, K, F)
@@ -318,16 +467,27 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
         del H
         ess = np.einsum("cks,cks->cs", P, P)                                   # sigma units
         Z = np.matmul(Mz, P)                                                    # (c, K, S)
+        if exact is not None:
+            # Woodbury: the shifted atoms' part in the nuisance space, U_s = A_s P_s
+            U = np.einsum("smk,cks->cms", exact["A"], P)
+            ess += np.einsum("cms,cms->cs", U, np.einsum("smn,cns->cms", exact["W"], U))
+            Z += np.einsum("skm,cms->cks", exact["B"], U)
         del P
         if return_null:
             se = (sqg[:, None] * sigma).astype(np.float32).T                   # (c, K)
             beta_null[:, :, sl] = (Z * se[:, :, None]).transpose(2, 1, 0)
+        if exact is not None:
+            Z *= exact["D"][None]
         # studentize: every shift gets its own residual variance, t_s = z_s * sigma / sigma_s
         Z *= _studentize(ess, fac, df)[:, None, :]
-        z2[:, sl] = (np.einsum("cks,cks->ck", Z, Z) / S).T
+        Zb = Z[:, :, :nb * g].reshape(c, K, nb, g)
+        bz = np.einsum("ckbg,ckbg->ckb", Zb, Zb, dtype=np.float64)             # block sums of t_s²
+        zrem = np.einsum("cks,cks->ck", Z[:, :, nb * g:], Z[:, :, nb * g:], dtype=np.float64)
+        z2[:, sl] = ((bz.sum(-1) + zrem) / S).T
         np.abs(Z, out=Z)
         cz = np.count_nonzero(Z >= t0a[:, :, None], axis=2)
         mz = Z.max(axis=0)                                                      # (K, S)
+        czc = Z[:, :, g // 2: nb * g: g].astype(np.float64) if pooled else None
         del Z
         r2n = ess * fac[:, None]                                                # (c, S)
         r2m[sl] = r2n.mean(axis=1)
@@ -335,7 +495,13 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
         cr = np.count_nonzero(r2n >= r20f[:, None], axis=1)
         cnt_z[:, sl] = cz.T
         cnt_r[sl] = cr
-        return mz, r2n.max(axis=0)
+        pools = None
+        if pooled:
+            r64 = r2n.astype(np.float64)
+            br = (r64[:, :nb * g].reshape(c, nb, g)).sum(-1)
+            rrem = r64[:, nb * g:].sum(-1)
+            pools = pool_chunk(bz, czc, zrem, br, r64[:, g // 2: nb * g: g], rrem)
+        return mz, r2n.max(axis=0), pools
 
     cs = int(chunk_size)
     tb = None
@@ -344,27 +510,37 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
             raise ConfigError(f"shift_null: backend={backend!r}; use 'numpy' or 'torch'.")
         if return_null:
             raise ConfigError("shift_null: return_null=True needs backend='numpy'.")
-        tb = _torch_module().TorchShiftNull(Qh, Mz, L, d, js, device=device)
+        tb = _torch_module().TorchShiftNull(Qh, Mz, L, d, js, device=device, exact=exact)
         n_jobs = 1
     starts = list(range(0, V, cs))
     n_jobs = os.cpu_count() if n_jobs in (None, -1) else max(1, int(n_jobs))
     null_max_z = np.zeros((K, S), np.float32)
     null_max_r2 = np.zeros(S, np.float32)
+    pool_t = PooledNull(K) if pooled else None
+    pool_r = PooledNull(1, w_max=80.0, n_bins=8000) if pooled else None
+
+    def collect(results):
+        for mz, mr, pools in results:
+            np.maximum(null_max_z, mz, out=null_max_z)
+            np.maximum(null_max_r2, mr, out=null_max_r2)
+            if pools is not None:
+                pool_t.merge(pools[0])
+                pool_r.merge(pools[1])
+
     with threadpool_limits(limits=1):
         if n_jobs == 1:
-            results = map(one_chunk, starts)
-            for mz, mr in results:
-                np.maximum(null_max_z, mz, out=null_max_z)
-                np.maximum(null_max_r2, mr, out=null_max_r2)
+            collect(map(one_chunk, starts))
         else:
             with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-                for mz, mr in pool.map(one_chunk, starts):
-                    np.maximum(null_max_z, mz, out=null_max_z)
-                    np.maximum(null_max_r2, mr, out=null_max_r2)
+                collect(pool.map(one_chunk, starts))
     logger.info("shift_null: %d shifts (multiples of %d TRs) for X %s, Y %s", S, d, X.shape, Y.shape)
     return ShiftNullResult(
         shifts=shifts, beta=beta_obs, tvalues=t_obs, r2=r2_obs,
         p_beta=permutation_pvalue(cnt_z, S), p_r2=permutation_pvalue(cnt_r, S),
         null_max_z=np.ascontiguousarray(null_max_z.T), null_max_r2=null_max_r2,
         dof=float(df), decimation=d, beta_null=beta_null,
-        null_z_var=z2, null_r2_mean=r2m, null_r2_var=r2v)
+        null_z_var=z2, null_r2_mean=r2m, null_r2_var=r2v,
+        pooled_t=pool_t.tails() if pooled else None,
+        pooled_r2=pool_r.tails()[0] if pooled else None,
+        n_shifts_requested=n_req, min_shift=min_shift,
+        pool_accumulators=(pool_t, pool_r) if pooled else None)

@@ -78,6 +78,7 @@ class Problem:
     design: Design
     do_cv: bool
     params: dict = field(default_factory=dict)
+    n_nuisance: int = 0
 
     @property
     def n_timepoints(self):
@@ -93,8 +94,9 @@ class Problem:
 
     @property
     def dof(self):
-        """Residual degrees of freedom of the model with one intercept per run."""
-        return self.n_timepoints - self.n_atoms - self.n_runs
+        """Residual degrees of freedom of the model with one intercept per run (and
+        ``n_nuisance`` nuisance columns already projected out of the data)."""
+        return self.n_timepoints - self.n_atoms - self.n_runs - self.n_nuisance
 
 
 @dataclass
@@ -333,7 +335,7 @@ class _AR1Space:
         beta = np.empty((self.P, c))
         t = np.empty((self.K, c))
         rss = np.empty(c)
-        df = self.n - self.P
+        df = self.n - self.P - getattr(self, "extra_dof", 0)
         for val in np.unique(rho):
             idx = np.flatnonzero(rho == val)
             Gw = self.G0 - val * (self.Gp + self.Gp.T) + val**2 * (self.G0 - self.Lzz)
@@ -378,6 +380,7 @@ class AR1Solver(Solver):
         scope = problem.params.get("ar1_scope", "concat")
         R = problem.n_runs
         full = _AR1Space(problem.design, range(R), scope)
+        full.extra_dof = problem.n_nuisance
         folds = ([_AR1Space(problem.design, [q for q in range(R) if q != f], scope) for f in range(R)]
                  if problem.do_cv else [])
         return full, folds

@@ -1,0 +1,267 @@
+"""Circular-shift nulls of the AR(1) and ridge models (docs/method.md §4.6).
+
+The null of a test must be the null of the model that produced the statistic.
+
+``ar1``: every grayordinate's data and the atoms are prewhitened with that grayordinate's
+AR(1) coefficient (nilearn's binned Yule–Walker ρ of the fitted model, held fixed), and the
+OLS shift null of :func:`vlmbrain.encoding.shift_null` is run on the whitened series, with
+the whitened run intercepts as the nuisance that stays in place. Grayordinates are grouped
+by their (binned) ρ; all groups use the same shifts, so the per-shift maxima (FWER) and the
+pooled standardised nulls combine across groups. The observed t equals the AR(1) GLM's t.
+
+``ridge``: the statistics are the ridge coefficients (per atom map) and the
+leave-one-run-out prediction r (the fit), each grayordinate with its own penalty α chosen on
+the observed data and held fixed. Every shifted design is refitted — the full-data ridge
+coefficients and one ridge fit per left-out run — from per-run cross products computed by
+one GEMM per shift. The p-values are read like the OLS null's: pooled standardised null
+with a generalised Pareto tail (:mod:`vlmbrain.encoding.tails`), or the rank among shifts.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from vlmbrain.encoding._checks import check_runs
+from vlmbrain.encoding.null import _choose_decimation, shift_null
+from vlmbrain.encoding.tails import PooledNull, leave_window_out
+from vlmbrain.errors import ConfigError
+from vlmbrain.stats import fwer_maxstat, permutation_pvalue
+
+logger = logging.getLogger("vlmbrain")
+
+__all__ = ["RefitNullResult", "ar1_shift_null", "ridge_shift_null", "whiten_ar1"]
+
+
+@dataclass
+class RefitNullResult:
+    """p-values of a refitted model's shift null (AR(1), ridge), any kind.
+
+    ``p`` holds ``{"pooled": (p_beta, p_r), "empirical": (p_beta, p_r)}`` ((K, V), (V,)).
+    """
+
+    shifts: np.ndarray
+    p: dict
+    null_max_z: np.ndarray           # (S, K) per shift, max over grayordinates of the atom statistic
+    null_max_r: np.ndarray           # (S,)
+    obs_z: np.ndarray                # (K, V) statistic compared with null_max_z
+    obs_r: np.ndarray                # (V,)
+    n_shifts_requested: int
+    tails: dict = field(default_factory=dict)
+
+    @property
+    def n_shifts(self):
+        return int(self.shifts.size)
+
+    def pvalues(self, kind="pooled"):
+        if kind in ("gaussian", "calibrated"):
+            raise ConfigError(f"null_pvalues {kind!r} exists for the OLS shift null only; use 'pooled' or 'empirical'")
+        return self.p[kind]
+
+    def fwer_t(self, alpha=0.05):
+        return fwer_maxstat(self.obs_z, self.null_max_z, alpha=alpha)
+
+    def fwer_r2(self, alpha=0.05):
+        return fwer_maxstat(self.obs_r, self.null_max_r, alpha=alpha)
+
+    def describe(self):
+        return self.tails
+
+
+def whiten_ar1(A, rho, starts):
+    """nilearn's AR(1) prewhitening: ``a_t − ρ a_{t−1}``, the first sample of every segment
+    (``starts``) unchanged. ``rho`` is a scalar or one value per column."""
+    A = np.asarray(A, dtype=np.float64)
+    out = A.copy()
+    out[1:] -= np.asarray(rho)[None] * A[:-1] if np.ndim(rho) else rho * A[:-1]
+    out[starts] = A[starts]
+    return out
+
+
+def ar1_shift_null(X, Y, runs, rho, *, n_shifts=1000, random_state=0, scope="concat", dof_loss=0,
+                   chunk_size=512, backend="numpy", pooled=True):
+    """Shift null of the AR(1) GLM (``X``, ``Y`` with drift and confounds already projected
+    out; ``rho`` (V,) the fitted model's binned AR(1) coefficients) → :class:`RefitNullResult`."""
+    X = np.asarray(X, dtype=np.float64)
+    T, K = X.shape
+    V = Y.shape[1]
+    _, bounds = check_runs(runs, T)
+    starts = [0] if scope == "concat" else [a for a, _ in bounds]
+    D = np.zeros((T, len(bounds)))
+    for r, (a, b) in enumerate(bounds):
+        D[a:b, r] = 1.0
+    rho = np.asarray(rho, dtype=np.float64)
+    values = np.unique(rho)
+    p_emp = np.empty((K, V))
+    p_r_emp = np.empty(V)
+    w_t = np.empty((K, V))
+    w_r = np.empty(V)
+    t_obs = np.empty((K, V))
+    r2_obs = np.empty(V)
+    pool_t = pool_r = None
+    max_z = max_r = None
+    shifts = None
+    n_req = n_shifts
+    for val in values:
+        cols = np.flatnonzero(rho == val)
+        Xw = whiten_ar1(X, val, starts)
+        Dw = whiten_ar1(D, val, starts)
+        Yw = whiten_ar1(Y[:, cols], val, starts).astype(np.float32)
+        res = shift_null(Xw, Yw, runs=None, n_shifts=n_shifts, random_state=random_state, nuisance=Dw,
+                         intercepts=False, dof_loss=dof_loss, chunk_size=min(chunk_size, 512), backend=backend,
+                         pooled=pooled)
+        shifts, n_req = res.shifts, res.n_shifts_requested
+        p_emp[:, cols], p_r_emp[cols] = res.p_beta, res.p_r2
+        t_obs[:, cols], r2_obs[cols] = res.tvalues, res.r2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            w_t[:, cols] = np.abs(res.tvalues) / np.sqrt(res.null_z_var)
+            w_r[cols] = res.r2 / res.null_r2_mean
+        max_z = res.null_max_z if max_z is None else np.maximum(max_z, res.null_max_z)
+        max_r = res.null_max_r2 if max_r is None else np.maximum(max_r, res.null_max_r2)
+        if pooled:
+            pt, pr = res.pool_accumulators
+            if pool_t is None:
+                pool_t, pool_r = pt, pr
+            else:
+                pool_t.merge(pt)
+                pool_r.merge(pr)
+    p = {"empirical": (p_emp, p_r_emp)}
+    tails = {}
+    if pooled:
+        tt, tr_ = pool_t.tails(), pool_r.tails()[0]
+        p["pooled"] = (np.vstack([tail.sf(w_t[k]) for k, tail in enumerate(tt)]), tr_.sf(w_r))
+        tails = {"atoms": [t.describe() for t in tt], "fit": tr_.describe()}
+    logger.info("ar1 shift null: %d shifts, %d AR(1) coefficient groups", shifts.size, values.size)
+    return RefitNullResult(shifts=shifts, p=p, null_max_z=max_z, null_max_r=max_r, obs_z=np.abs(t_obs),
+                           obs_r=r2_obs, n_shifts_requested=n_req, tails=tails)
+
+
+def _select_shifts(T, n_shifts, random_state, min_shift=None):
+    """The OLS null's shifts (same rule, same seed)."""
+    if min_shift is None:
+        min_shift = max(20, T // 20)
+    n_adm = max(0, T - 2 * min_shift + 1)
+    n_req = int(n_shifts)
+    if n_shifts > n_adm:
+        logger.warning("ridge shift null: %d shifts asked for, but only %d distinct shifts lie in [%d, %d] TRs: "
+                       "using all %d", n_shifts, n_adm, min_shift, T - min_shift, n_adm)
+        n_shifts = n_adm
+    d = _choose_decimation(T, n_shifts, min_shift)
+    cand = np.array([j for j in range(T // d) if min_shift <= d * j <= T - min_shift])
+    rng = np.random.default_rng(random_state)
+    j0 = int(rng.integers(0, cand.size - n_shifts + 1))
+    return cand[j0:j0 + n_shifts] * d, d, min_shift, n_req
+
+
+def ridge_shift_null(X, Y, runs, alphas, *, n_shifts=1000, random_state=0, nuisance=None, chunk_size=None,
+                     pooled=True):
+    """Shift null of ridge with per-grayordinate penalties ``alphas`` (V,) held fixed: the
+    coefficient maps and the leave-one-run-out prediction r → :class:`RefitNullResult`.
+
+    ``X``, ``Y``: drift and confounds (``nuisance``) already projected out. Each shift refits
+    the circularly shifted atoms with the run intercepts and ``nuisance`` held fixed (the
+    shifted atoms are projected off them again); a held-out run is scored after centring, as
+    the encoder does.
+    """
+    from vlmbrain.encoding.null import _nuisance_basis
+
+    X = np.asarray(X, dtype=np.float64)
+    T, K = X.shape
+    V = Y.shape[1]
+    lab, bounds = check_runs(runs, T)
+    R = len(bounds)
+    Nb = _nuisance_basis(bounds, nuisance, T)
+    Xc = X - Nb @ (Nb.T @ X)
+    shifts, d, min_shift, n_req = _select_shifts(T, n_shifts, random_state)
+    S = shifts.size
+    alphas = np.asarray(alphas, dtype=np.float64)
+    avals = np.unique(alphas)
+    g = max(1, S // 100)
+    nb = S // g
+    h = max(0, -(-min_shift // d) - 1)
+    hb = min(-(-h // g), max(0, (nb - max(5, nb // 4)) // 2))
+
+    def fits(Xs, Yc, yy_r, a_idx):
+        """Full-data coefficients (K, c) and mean held-out r (c,) of one design."""
+        Gr = np.stack([Xs[a:b].T @ Xs[a:b] for a, b in bounds])                       # (R, K, K)
+        Cr = np.stack([Xs[a:b].T @ Yc[a:b] for a, b in bounds])                       # (R, K, c)
+        G, C = Gr.sum(0), Cr.sum(0)
+        beta = np.empty_like(C)
+        r = np.zeros(C.shape[1])
+        for ai, av in enumerate(avals):
+            cols = a_idx[ai]
+            if cols.size == 0:
+                continue
+            beta[:, cols] = np.linalg.solve(G + av * np.eye(K), C[:, cols])
+            if R > 1:
+                for f in range(R):
+                    bf = np.linalg.solve(G - Gr[f] + av * np.eye(K), C[:, cols] - Cr[f][:, cols])
+                    cov = np.einsum("kc,kc->c", bf, Cr[f][:, cols])
+                    varp = np.einsum("kc,kc->c", bf, Gr[f] @ bf)
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        r[cols] += cov / np.sqrt(varp * yy_r[f, cols]) / R
+        return beta, r
+
+    p_emp = np.empty((K, V))
+    p_r_emp = np.empty(V)
+    w_b = np.empty((K, V))
+    w_r = np.empty(V)
+    obs_b = np.empty((K, V))
+    obs_r = np.empty(V)
+    max_b = np.zeros((S, K))
+    max_r = np.full(S, -np.inf)
+    pool_b, pool_r = PooledNull(K), PooledNull(1)
+    if chunk_size is None:
+        chunk_size = int(np.clip(2e7 // (K * S), 64, 4096))
+    designs = [Xc]
+    for s in shifts:
+        Xs = np.roll(Xc, s, axis=0)
+        designs.append(Xs - Nb @ (Nb.T @ Xs))
+    with threadpool_limits(limits=None):
+        for c0 in range(0, V, chunk_size):
+            sl = slice(c0, min(V, c0 + chunk_size))
+            Yc = np.asarray(Y[:, sl], dtype=np.float64)
+            Yc -= Nb @ (Nb.T @ Yc)
+            yy_r = np.stack([np.einsum("tc,tc->c", Yc[a:b], Yc[a:b]) for a, b in bounds])
+            al = alphas[sl]
+            a_idx = [np.flatnonzero(al == av) for av in avals]
+            b0, r0 = fits(Xc, Yc, yy_r, a_idx)
+            c = b0.shape[1]
+            nb_ = np.empty((c, K, S))
+            nr_ = np.empty((c, S))
+            for i in range(S):
+                bs, rs = fits(designs[i + 1], Yc, yy_r, a_idx)
+                nb_[:, :, i] = bs.T
+                nr_[:, i] = rs
+            ab = np.abs(nb_)
+            cnt_b = (ab >= np.abs(b0).T[:, :, None]).sum(2)
+            cnt_r = (nr_ >= r0[:, None]).sum(1)
+            p_emp[:, sl] = permutation_pvalue(cnt_b, S).T
+            p_r_emp[sl] = permutation_pvalue(cnt_r, S)
+            sq_b = nb_ ** 2
+            sq_r = nr_ ** 2
+            tot_b, tot_r = sq_b.sum(2), sq_r.sum(1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                rms_b, rms_r = np.sqrt(tot_b / S), np.sqrt(tot_r / S)
+                w_b[:, sl] = (np.abs(b0).T / rms_b).T
+                w_r[sl] = r0 / rms_r
+                obs_b[:, sl], obs_r[sl] = w_b[:, sl], w_r[sl]
+                max_b = np.maximum(max_b, np.nanmax(ab / rms_b[:, :, None], axis=0).T)
+                max_r = np.maximum(max_r, np.nanmax(nr_ / rms_r[:, None], axis=0))
+                if pooled:
+                    bsum = sq_b[:, :, :nb * g].reshape(c, K, nb, g).sum(-1)
+                    rsum = sq_r[:, :nb * g].reshape(c, nb, g).sum(-1)
+                    pool_b.add(ab[:, :, g // 2: nb * g: g] / np.sqrt(leave_window_out(bsum, tot_b, S, g, hb)))
+                    pool_r.add((nr_[:, g // 2: nb * g: g] / np.sqrt(leave_window_out(rsum, tot_r, S, g, hb)))[:, None])
+    p = {"empirical": (p_emp, p_r_emp)}
+    tails = {}
+    if pooled:
+        tb, tr_ = pool_b.tails(), pool_r.tails()[0]
+        p["pooled"] = (np.vstack([tail.sf(w_b[k]) for k, tail in enumerate(tb)]), tr_.sf(w_r))
+        tails = {"atoms": [t.describe() for t in tb], "fit": tr_.describe()}
+    logger.info("ridge shift null: %d shifts refitted for X %s, Y %s", S, X.shape, Y.shape)
+    return RefitNullResult(shifts=shifts, p=p, null_max_z=max_b, null_max_r=max_r, obs_z=obs_b, obs_r=obs_r,
+                           n_shifts_requested=n_req, tails=tails)
