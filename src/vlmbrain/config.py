@@ -109,13 +109,42 @@ class DictionaryConfig(_Section):
 class EncodingConfig(_Section):
     method: str = Field("ols", description="a registered encoding solver: 'ols', 'ar1', 'ridge' "
                         "(vlmbrain.encoding.solvers; plug-ins add more)")
-    n_shifts: int = Field(1000, ge=0, description="circular shifts of the null (0 = parametric t-test)")
-    null_pvalues: Literal["calibrated", "empirical"] = Field(
-        "calibrated", description="p from the shift null: fitted tail (calibrated) or rank (empirical, >= 1/(n+1))")
+    n_shifts: int = Field(1000, ge=0, description="circular shifts of the null (0 = parametric t-test); when fewer "
+                          "are admissible, all of them are used")
+    null_pvalues: Literal["pooled", "gaussian", "calibrated", "empirical"] = Field(
+        "pooled", description="p from the shift null: 'pooled' (statistic scaled by its own null's spread, tail "
+        "pooled over the map's grayordinates, generalised Pareto far tail), 'gaussian' (the earlier per-grayordinate "
+        "Gaussian; 'calibrated' is its earlier name) or 'empirical' (rank, >= 1/(n+1))")
     correction: Literal["fdr", "fwer"] = "fdr"
     q: float = Field(0.05, gt=0, lt=1, description="FDR q / FWER alpha")
+    high_pass: float | Literal["none"] = Field(
+        0.01, description="cosine drift basis per run, cut-off in Hz (nilearn / SPM); 'none' for data already "
+        "high-pass filtered (e.g. HCP hp2000)")
+    confounds: list[Path] = Field(default_factory=list, description="one confounds TSV per run (fMRIPrep "
+                                  "*_desc-confounds_timeseries.tsv), regressed out with the drift")
+    confound_columns: list[str] = Field(default_factory=list, description="columns of encoding.confounds to use "
+                                        "(e.g. trans_x, …, rot_z, csf, white_matter)")
     chunk_size: int = Field(8192, ge=1, description="grayordinates per chunk (memory knob)")
     backend: Literal["numpy", "torch"] = "numpy"
+
+    @field_validator("high_pass", mode="before")
+    @classmethod
+    def _high_pass(cls, v):
+        if v is None or (isinstance(v, str) and v.strip().lower() == "none"):
+            return "none"
+        if isinstance(v, str):
+            try:
+                v = float(v)
+            except ValueError:
+                raise ValueError("must be a cut-off in Hz (e.g. 0.01) or 'none'") from None
+        if not v > 0:
+            raise ValueError("must be a positive cut-off in Hz (e.g. 0.01) or 'none'")
+        return v
+
+    @property
+    def high_pass_hz(self) -> float | None:
+        """The cut-off in Hz, or None."""
+        return None if self.high_pass == "none" else float(self.high_pass)
 
 
 class NetworksConfig(_Section):

@@ -46,6 +46,7 @@ def write_maps(space, arrays: dict, out_dir: Path, n_atoms: int) -> None:
 def encode_unit(ctx: StageContext, unit: Unit, out_dir: Path) -> dict:
     """Encode one unit's atoms on the (group-average) brain data; write its maps."""
     from vlmbrain.encoding.inference import fit_and_infer
+    from vlmbrain.encoding.nuisance import nuisance_matrix
     from vlmbrain.signal import zscore_runs
 
     cfg = ctx.config.encoding
@@ -61,12 +62,18 @@ def encode_unit(ctx: StageContext, unit: Unit, out_dir: Path) -> dict:
                        int((~ok).sum()))
     valid = np.asarray(brain.valid)
     Y = np.asarray(brain.data[mask][:, valid], dtype=np.float32)
+    # drift basis and confounds per run, on every TR of the run, then the training TRs
+    nuisance = nuisance_matrix([int(n) for n in brain.run_lengths], brain.tr, cfg.high_pass_hz,
+                               [str(p) for p in cfg.confounds], cfg.confound_columns)
+    if nuisance is not None:
+        nuisance = nuisance[mask]
     res = fit_and_infer(X, Y, runs, method=cfg.method, n_shifts=cfg.n_shifts, null_pvalues=cfg.null_pvalues,
                         correction=cfg.correction, q=cfg.q, chunk_size=cfg.chunk_size, backend=cfg.backend,
-                        random_state=ctx.config.seed)
+                        random_state=ctx.config.seed, nuisance=nuisance, overwrite_y=True)
     arrays = {name: full(arr, valid) for name, arr in res.arrays.items()}
     write_maps(brain.space, {k: v for k, v in arrays.items()}, out_dir, X.shape[1])
-    info = {"n_valid": int(valid.sum()), **res.info}
+    info = {"n_valid": int(valid.sum()), **res.info, "high_pass": cfg.high_pass,
+            "confound_columns": list(cfg.confound_columns) if cfg.confounds else []}
     info["n_significant_fit"] = int(np.nansum(arrays["q_r"] < cfg.q))
     info["median_r_cv"] = float(np.nanmedian(arrays["r_cv"]))
     save_json(info, out_dir / "summary.json")
