@@ -4,14 +4,19 @@
 frames and/or captions to a :class:`~vlmbrain.models.base.Readout`, and writes per branch
 ``<branch>.npy`` ``(n_timepoints, n_neurons)`` float32 and ``<branch>.neurons.tsv``.
 
-Caching and resume. Results are cached under ``cache_dir`` (default ``$VLMBRAIN_CACHE``, else
-``~/.cache/vlmbrain``) in ``activations/<key>/``, ``key`` = hash of (model name, weights hash,
-site, pooling, neuron table, branches, stimulus content hash). Every finished batch is saved
-atomically as ``partial/rows_<start>_<stop>.npz`` before the next one starts, so a killed
-extraction resumes from its last finished batch: only the TRs no partial file covers are run
-again. Once every TR is covered the branch arrays are assembled (memory-mapped, file by file)
-and the partial files removed; a later call with the same key reads the cache without running
-the model.
+Caching and resume. Results are cached under ``cache_dir`` (the pipeline passes
+``$VLMBRAIN_CACHE`` if set, else ``<run directory>/cache``) in ``activations/<key>/``, ``key`` =
+hash of (model name, weights hash, site, pooling, neuron table, branches, stimulus content
+hash). Every finished batch is saved atomically as ``partial/rows_<start>_<stop>.npz`` before
+the next one starts, so a killed extraction resumes from its last finished batch: only the TRs
+no partial file covers are run again. Once every TR is covered the branch arrays are assembled
+(memory-mapped, file by file) and the partial files removed; a later call with the same key
+reads the cache without running the model.
+
+Concurrency. Several processes may share one cache: an entry is only written, resumed or read
+while holding its lock (``activations/<key>.lock``, ``fcntl``); a second process asking for
+the same entry waits for the first and then reads the finished arrays. Temporaries that a
+killed process left inside the entry are removed under the same lock.
 
 Memory: frames are fetched from the stimulus one batch at a time; at most one batch of model
 inputs and one batch of activations are held.
@@ -31,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vlmbrain._io import atomic_path, hash_obj, save_json, save_tsv
+from vlmbrain._io import atomic_path, hash_obj, hold_lock, remove_temporaries, save_json, save_tsv
 from vlmbrain.errors import ConfigError, DimensionError
 
 logger = logging.getLogger("vlmbrain")
@@ -58,10 +63,14 @@ class ExtractedBranch:
     n_neurons: int
 
 
-def default_cache_dir() -> Path:
-    """``$VLMBRAIN_CACHE`` if set, else ``~/.cache/vlmbrain``."""
+def default_cache_dir(run_dir=None) -> Path:
+    """``$VLMBRAIN_CACHE`` if set, else ``<run_dir>/cache`` (given a run directory), else ``~/.cache/vlmbrain``."""
     env = os.environ.get("VLMBRAIN_CACHE")
-    return Path(env).expanduser() if env else Path("~/.cache/vlmbrain").expanduser()
+    if env:
+        return Path(env).expanduser()
+    if run_dir is not None:
+        return Path(run_dir) / "cache"
+    return Path("~/.cache/vlmbrain").expanduser()
 
 
 def _select_branches(stimulus, readout) -> list[str]:
@@ -177,7 +186,7 @@ def extract_activations(stimulus, readout, out_dir, batch_size: int = 16, progre
     progress : bool, default=False
         Show a tqdm progress bar with ETA.
     cache_dir : str or Path, optional
-        Activation cache; default ``$VLMBRAIN_CACHE`` or ``~/.cache/vlmbrain``.
+        Activation cache; default :func:`default_cache_dir` (``$VLMBRAIN_CACHE`` or ``~/.cache/vlmbrain``).
 
     Returns
     -------
@@ -209,49 +218,60 @@ def extract_activations(stimulus, readout, out_dir, batch_size: int = 16, progre
             raise DimensionError(f"the neuron table of {readout.name!r} has no rows for branch {b!r}")
 
     key = _cache_key(stimulus, readout, branches, table)
-    entry = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    entry = entry / "activations" / key
-    partial = entry / "partial"
-    complete = entry / "complete.json"
+    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    entry = root / "activations" / key
     logger.info(
         "extracting %s (%s) over %d TRs: branches %s, (n_timepoints, n_neurons) = %s; cache %s",
         readout.name, getattr(readout, "site", "?"), n_timepoints, branches,
         {b: (n_timepoints, n) for b, n in n_neurons.items()}, entry,
     )
-
-    if not _cache_complete(complete, entry, branches, n_timepoints, n_neurons):
-        partial.mkdir(parents=True, exist_ok=True)
-        done, _ = _finished_rows(partial, n_timepoints)
-        todo = _batches(~done, batch_size)
-        if done.any():
-            logger.info("resuming %s: %d of %d TRs already extracted", readout.name, int(done.sum()), n_timepoints)
-        from tqdm.auto import tqdm
-
-        with tqdm(total=n_timepoints, initial=int(done.sum()), unit="TR", desc=f"extract {readout.name}",
-                  disable=not progress) as bar:
-            for start, stop in todo:
-                result = _run_batch(stimulus, readout, branches, needs_images, needs_text, start, stop, n_neurons)
-                with atomic_path(partial / f"rows_{start:08d}_{stop:08d}.npz", suffix=".npz") as tmp:
-                    np.savez(tmp, **result)
-                del result
-                bar.update(stop - start)
-        _assemble(entry, partial, branches, n_timepoints, n_neurons)
-        save_json({"key": key, "model": readout.name, "branches": branches, "n_timepoints": n_timepoints,
-                   "n_neurons": n_neurons}, complete)
-        shutil.rmtree(partial, ignore_errors=True)
-    else:
-        logger.info("activations of %s found in the cache %s", readout.name, entry)
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    result = {}
-    for b in branches:
-        path = out_dir / f"{b}.npy"
-        with atomic_path(path, suffix=".npy") as tmp:
-            shutil.copyfile(entry / f"{b}.npy", tmp)
-        neurons = save_tsv(tables[b], out_dir / f"{b}.neurons.tsv")
-        result[b] = ExtractedBranch(path=path, neurons_path=neurons, n_neurons=n_neurons[b])
+    with hold_lock(root / "activations" / f"{key}.lock", f"activation cache entry {entry}", wait=True):
+        remove_temporaries(entry)
+        _fill_entry(entry, key, stimulus, readout, branches, tables, n_neurons, n_timepoints, batch_size,
+                    needs_images, needs_text, progress)
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        result = {}
+        for b in branches:
+            path = out_dir / f"{b}.npy"
+            with atomic_path(path, suffix=".npy") as tmp:
+                shutil.copyfile(entry / f"{b}.npy", tmp)
+            neurons = save_tsv(tables[b], out_dir / f"{b}.neurons.tsv")
+            result[b] = ExtractedBranch(path=path, neurons_path=neurons, n_neurons=n_neurons[b])
     return result
+
+
+def _fill_entry(entry, key, stimulus, readout, branches, tables, n_neurons, n_timepoints, batch_size,
+                needs_images, needs_text, progress) -> None:
+    """Make the cache entry complete: run the batches no partial file covers, then assemble.
+
+    Called with the entry's lock held.
+    """
+    partial = entry / "partial"
+    complete = entry / "complete.json"
+    if _cache_complete(complete, entry, branches, n_timepoints, n_neurons):
+        logger.info("activations of %s found in the cache %s", readout.name, entry)
+        return
+    complete.unlink(missing_ok=True)
+    partial.mkdir(parents=True, exist_ok=True)
+    done, _ = _finished_rows(partial, n_timepoints)
+    todo = _batches(~done, batch_size)
+    if done.any():
+        logger.info("resuming %s: %d of %d TRs already extracted", readout.name, int(done.sum()), n_timepoints)
+    from tqdm.auto import tqdm
+
+    with tqdm(total=n_timepoints, initial=int(done.sum()), unit="TR", desc=f"extract {readout.name}",
+              disable=not progress) as bar:
+        for start, stop in todo:
+            result = _run_batch(stimulus, readout, branches, needs_images, needs_text, start, stop, n_neurons)
+            with atomic_path(partial / f"rows_{start:08d}_{stop:08d}.npz", suffix=".npz") as tmp:
+                np.savez(tmp, **result)
+            del result
+            bar.update(stop - start)
+    _assemble(entry, partial, branches, n_timepoints, n_neurons)
+    save_json({"key": key, "model": readout.name, "branches": branches, "n_timepoints": n_timepoints,
+               "n_neurons": n_neurons}, complete)
+    shutil.rmtree(partial, ignore_errors=True)
 
 
 def _cache_complete(complete: Path, entry: Path, branches, n_timepoints, n_neurons) -> bool:
@@ -270,7 +290,7 @@ def _cache_complete(complete: Path, entry: Path, branches, n_timepoints, n_neuro
 
 def _assemble(entry: Path, partial: Path, branches, n_timepoints, n_neurons) -> None:
     done, files = _finished_rows(partial, n_timepoints)
-    if not done.all():  # pragma: no cover - guarded by the loop above
+    if not done.all():  # pragma: no cover - the entry's lock keeps other writers out
         raise RuntimeError(f"extraction incomplete: {int((~done).sum())} TRs missing in {partial}")
     for b in branches:
         with atomic_path(entry / f"{b}.npy", suffix=".npy") as tmp:
