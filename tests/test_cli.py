@@ -74,8 +74,9 @@ def test_stimulus_fmri_length_mismatch_names_both_numbers_and_the_run(tmp_path, 
     assert code == 2
     line = _one_error_line(err)
     assert "30" in line and "25" in line and "run2" in line
-    # the stimulus stage that finished is kept
-    assert (tmp_path / "run" / "stimulus" / "timeline.tsv").is_file()
+    # the preflight reads the headers: nothing ran, nothing was written
+    assert "nothing was computed" in line
+    assert not (tmp_path / "run").exists()
 
 
 def test_config_command_prints_valid_defaults(capsys):

@@ -71,12 +71,12 @@ def test_failed_stage_resumes_where_it_stopped(tmp_path, monkeypatch):
     cfg.report.surface_figures = False
     out = tmp_path / "run"
 
-    import vlmbrain.stages as stages
+    import vlmbrain.stages.encoding as encoding_stage
 
     def boom(*a, **k):
         raise RuntimeError("killed")
 
-    monkeypatch.setattr(stages, "encode_unit", boom)
+    monkeypatch.setattr(encoding_stage, "encode_unit", boom)
     with pytest.raises(RuntimeError, match="killed"):
         run_pipeline(cfg, out)
     assert not (out / "encoding" / "minilm" / "text" / "_stage.json").exists()

@@ -14,6 +14,10 @@ from vlmbrain.errors import VlmbrainError
 logger = logging.getLogger("vlmbrain")
 
 
+def _one_line(err: BaseException) -> str:
+    """The error message on one line (a message quoting a file's text may hold line breaks)."""
+    return " ".join(str(err).split())
+
 
 def stage_commands() -> dict[str, tuple[str, str]]:
     """``{command: (stage, help)}`` for every registered stage that has its own command."""
@@ -196,7 +200,12 @@ def main(argv=None) -> int:
     except VlmbrainError as err:
         if args.debug:
             raise
-        print(f"vlmbrain: error: {err}", file=sys.stderr)
+        print(f"vlmbrain: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except OSError as err:  # the machine said no: a full disk, a permission, a vanished file
+        if args.debug:
+            raise
+        print(f"vlmbrain: error: {_one_line(err)} ({type(err).__name__}; --debug shows where)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("vlmbrain: interrupted; finished steps are kept and a re-run resumes from here", file=sys.stderr)

@@ -185,6 +185,14 @@ def _format_error(err: dict, source: str) -> str:
     value = err.get("input")
     kind = err["type"]
     where = f"{source}: " if source else ""
+    if kind == "invalid_key":
+        # YAML reads some unquoted keys as other types: null / ~ as None, yes / on as True, 1 as a number
+        parent = ".".join(str(p) for p in err["loc"][:-1]) or "the top level"
+        if value is None:
+            return (f"{where}a key under '{parent}' is YAML's null: an unquoted null (or ~) means 'no value'; to "
+                    "name the key null, write 'null' in quotes (\"null\": ...)")
+        return (f"{where}the key {value!r} under '{parent}' is not text: YAML reads it unquoted as a "
+                f"{type(value).__name__}; write it in quotes")
     if kind == "extra_forbidden":
         parent = _section_for(err["loc"][:-1])
         allowed = ", ".join(parent.model_fields) if parent is not None else "see `vlmbrain config --defaults`"

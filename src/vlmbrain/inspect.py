@@ -14,7 +14,7 @@ import numpy as np
 
 from vlmbrain.errors import InputFileError, VlmbrainError
 
-__all__ = ["describe", "inspect_path"]
+__all__ = ["describe", "fmri_header", "inspect_path"]
 
 VIDEO_EXT = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".ts", ".mpg", ".mpeg")
 _SPACES = {91282: "HCP 91k, 2 mm", 170494: "HCP 170k, 1.6 mm"}
@@ -91,10 +91,99 @@ def _npy(path) -> dict:
     except Exception as err:
         raise InputFileError(f"{path}: not a readable .npy array ({type(err).__name__}: {err}); "
                              "it may be truncated") from err
+    check_npy_array(path, arr.shape, arr.dtype)
     info = {"kind": "npy", "shape": tuple(int(s) for s in arr.shape), "dtype": str(arr.dtype)}
-    if arr.ndim == 2:
-        info.update(n_trs=int(arr.shape[0]), n_grayordinates=int(arr.shape[1]))
+    info.update(n_trs=int(arr.shape[0]), n_grayordinates=int(arr.shape[1]))
     return info
+
+
+def check_npy_array(path, shape, dtype) -> None:
+    """An fMRI ``.npy`` run is a 2-D numeric (n_timepoints, n_columns) array; say what else it is."""
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 2:
+        hint = (" (one volume per TR? vlmbrain reads volumes as 4-D NIfTI with fmri.mask; flatten a (T, x, y, z) "
+                "array to (T, x*y*z) with data.reshape(len(data), -1))" if len(shape) >= 3 else "")
+        raise InputFileError(f"{path}: a {len(shape)}-D array of shape {shape}; an fMRI run must be a 2-D "
+                             f"(n_timepoints, n_columns) array{hint}")
+    if np.dtype(dtype).kind not in "fiub":
+        raise InputFileError(f"{path}: array of dtype {np.dtype(dtype)}; an fMRI run must hold numbers (float32)")
+    if 0 in shape:
+        raise InputFileError(f"{path}: an empty array of shape {shape}; an fMRI run needs time points and columns")
+    if shape[0] in _SPACES and shape[1] not in _SPACES:
+        raise InputFileError(f"{path}: shape {shape} looks transposed ({shape[0]} is a grayordinate count); an fMRI "
+                             "run is (n_timepoints, n_grayordinates): save data.T")
+
+
+_HEADERS: dict[tuple, dict] = {}
+
+
+def fmri_header(path) -> dict:
+    """Header facts of one fMRI run, without reading its data: ``kind`` (cifti, nifti, npy),
+    ``n_trs``, ``n_columns`` (None for NIfTI: the mask decides), ``tr`` (None if the file has
+    none), ``shape``.
+
+    Raises
+    ------
+    InputFileError
+        Missing, a folder, an unsupported type, an unreadable or truncated header, or not a
+        time series (a 3-D NIfTI, a dscalar, a 3-D array); the one-line message says which.
+    """
+    from vlmbrain.brain.loaders import check_proxy_size, detect_kind, open_cifti
+
+    path = str(path)
+    if not os.path.exists(path):
+        raise InputFileError(f"{path}: file not found")
+    if os.path.isdir(path):
+        raise InputFileError(f"{path}: is a folder, expected an fMRI file")
+    st = os.stat(path)
+    memo_key = (os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    if memo_key in _HEADERS:
+        return dict(_HEADERS[memo_key])
+    kind = detect_kind(path)
+    if kind == "npy":
+        info = _npy(path)
+        out = {"kind": "npy", "n_trs": info["n_trs"], "n_columns": info["n_grayordinates"], "tr": None,
+               "shape": info["shape"]}
+    elif kind == "cifti":
+        from nibabel.cifti2 import cifti2_axes
+
+        img = open_cifti(path)
+        try:
+            axes = [img.header.get_axis(i) for i in range(len(img.shape))]
+        except Exception as err:
+            raise InputFileError(f"{path}: CIFTI header cannot be read ({type(err).__name__}: {err})") from err
+        if len(axes) != 2 or not isinstance(axes[0], cifti2_axes.SeriesAxis):
+            what = type(axes[0]).__name__.replace("Axis", "").lower() if axes else "no"
+            raise InputFileError(f"{path}: a CIFTI file with a {what} axis, not a time series; an fMRI run is a "
+                                 "dense time series (*.dtseries.nii)")
+        unit = str(axes[0].unit).upper()
+        if unit != "SECOND":
+            raise InputFileError(f"{path}: the series axis unit is {unit}, expected SECOND (a time series)")
+        out = {"kind": "cifti", "n_trs": int(img.shape[0]), "n_columns": int(img.shape[1]),
+               "tr": float(axes[0].step), "shape": tuple(int(s) for s in img.shape)}
+    else:
+        import nibabel as nib
+
+        try:
+            img = nib.load(path)
+        except Exception as err:
+            raise InputFileError(f"{path}: not a readable NIfTI file ({type(err).__name__}: {err})") from err
+        if isinstance(img, nib.Cifti2Image) or not hasattr(img, "affine"):
+            raise InputFileError(f"{path}: not a NIfTI volume series (nibabel reads it as {type(img).__name__})")
+        shape = tuple(int(s) for s in img.shape)
+        if len(shape) != 4:
+            raise InputFileError(f"{path}: a {len(shape)}-D NIfTI image of shape {shape}; an fMRI run is a 4-D "
+                                 "volume series (x, y, z, time)")
+        check_proxy_size(img, path)
+        zooms = img.header.get_zooms()
+        tr = float(zooms[3]) if len(zooms) > 3 and zooms[3] > 0 else None
+        if tr is not None:
+            unit = img.header.get_xyzt_units()[1]
+            tr = tr / 1000.0 if unit == "msec" else tr / 1e6 if unit == "usec" else tr
+        out = {"kind": "nifti", "n_trs": shape[3], "n_columns": None, "tr": tr, "shape": shape,
+               "affine": np.asarray(img.affine, dtype=float).round(4).tolist()}
+    _HEADERS[memo_key] = out
+    return dict(out)
 
 
 def _video(path) -> dict:

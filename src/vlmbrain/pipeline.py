@@ -12,28 +12,41 @@ nothing about what a stage computes. For every step of every stage (see
 A step whose ``_stage.json`` holds the same key and whose outputs exist is skipped; otherwise
 its folder's sidecar is removed, the step runs (each artifact is written atomically) and the
 sidecar is written last. A killed run therefore resumes at the first unfinished step.
+
+Before anything runs, :meth:`Pipeline.preflight` asks every stage what the configuration and
+the inputs' headers decide (an error there says that nothing was computed). While a run
+lasts it holds the run directory's lock (``<run>/.vlmbrain.lock``: pid, host, start time); a
+second run on the same directory stops with the holder's name, and the lock of a process that
+died is taken over with a warning. Temporaries a killed run left behind are removed at the
+start. Every warning is printed and collected into ``warnings.json``. The guarantees and
+their tests: docs/reliability.md.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vlmbrain import __version__
-from vlmbrain._io import hash_obj, save_json, save_text
+from vlmbrain._io import hash_obj, hold_lock, remove_temporaries, save_json, save_text
 from vlmbrain.artifacts import RunLayout
 from vlmbrain.config import RunConfig
-from vlmbrain.errors import ConfigError, InputFileError
+from vlmbrain.errors import ConfigError, InputFileError, VlmbrainError
 from vlmbrain.plugins import load_plugins
 from vlmbrain.stages import STAGES, Stage, StageContext, Step
 from vlmbrain.stages.base import config_value
 from vlmbrain.stages.extract import model_dirname
 
 logger = logging.getLogger("vlmbrain")
+
+#: The run directory's lock file (see :func:`vlmbrain._io.hold_lock`).
+LOCK_FILE = ".vlmbrain.lock"
 
 _VERSION_PACKAGES = (
     "vlmbrain", "numpy", "scipy", "scikit-learn", "pandas", "torch", "transformers", "nibabel",
@@ -137,11 +150,17 @@ class Pipeline:
                 self._keys[step.name] = key
                 self.results.append(StepResult(step.name, True, 0.0, key))
                 return key
+        existed = directory.exists()
         directory.mkdir(parents=True, exist_ok=True)
         sidecar.unlink(missing_ok=True)
         logger.info("%-28s running", step.name)
         t0 = time.perf_counter()
-        extra = step.run() or {}
+        try:
+            extra = step.run() or {}
+        except BaseException:
+            if not existed:  # leave no empty folder behind a step that failed before writing
+                _remove_empty(directory, stop=self.run_dir)
+            raise
         seconds = time.perf_counter() - t0
         missing = [str(p) for p in outs if not p.exists()]
         if missing:
@@ -160,9 +179,37 @@ class Pipeline:
         return key
 
     def preflight(self, stages: Iterable[Stage]) -> None:
-        """Every check the configuration and the inputs' headers decide, before any stage runs."""
-        for stage in stages:
-            stage.preflight(self.config)
+        """Every check the configuration and the inputs' headers decide, before any stage runs.
+
+        Reads headers only (no model, no data body). An error names the key or file, the
+        value and what is expected, and says that nothing was computed.
+        """
+        try:
+            self._check_run_dir()
+            if not self.config.models:
+                raise ConfigError("'models' is empty: name at least one model (see `vlmbrain models`)")
+            for stage in stages:
+                stage.preflight(self.config)
+        except VlmbrainError as err:
+            raise type(err)(f"{err}; nothing was computed") from None
+
+    def _check_run_dir(self) -> None:
+        """The run directory must be a folder (or not exist yet) that this user can write."""
+        out = self.run_dir
+        if out.exists() and not out.is_dir():
+            raise InputFileError(f"the run directory {str(out)!r} (--out) is an existing file, not a folder; "
+                                 "choose another --out")
+        parent = out
+        while not parent.exists():
+            if parent.is_symlink():
+                raise InputFileError(f"the run directory {str(out)!r} (--out) lies under a broken link {str(parent)!r}")
+            parent = parent.parent
+        if not parent.is_dir():
+            raise InputFileError(f"the run directory {str(out)!r} (--out) cannot be created: {str(parent)!r} is a "
+                                 "file, not a folder")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise InputFileError(f"the run directory {str(out)!r} (--out) is not writable: no write permission on "
+                                 f"{str(parent)!r}; choose another --out")
 
     # ------------------------------------------------------------------ entry
     def run(self, stages: Iterable[str] | None = None) -> list[StepResult]:
@@ -172,30 +219,36 @@ class Pipeline:
         unknown = [s for s in wanted if s not in names]
         if unknown:
             raise ConfigError(f"unknown stage(s) {unknown}; stages are {names}")
-        if not self.config.models:
-            raise ConfigError("'models' is empty: name at least one model (see `vlmbrain models`)")
         # stages are chained: a later stage needs the keys of the earlier ones
         last = max(names.index(s) for s in wanted)
         todo = [STAGES.get(n) for n in names[: last + 1]]
         self.preflight(todo)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        with hold_lock(self.run_dir / LOCK_FILE, f"run directory {self.run_dir}",
+                       busy_hint="wait for that run to finish, or choose another --out"):
+            removed = remove_temporaries(self.run_dir, skip=("cache",))
+            if removed:
+                logger.info("removed %d temporary file(s) left by an interrupted run", len(removed))
+            return self._run_locked(todo)
+
+    def _run_locked(self, todo: list[Stage]) -> list[StepResult]:
         save_text(self.config.to_yaml(), self.run_dir / "config.yaml")
         save_json(package_versions(), self.run_dir / "versions.json")
         handler = _WarningLog()
         logger.addHandler(handler)
-        # route warnings.warn through logging for the run, so that the report lists them too
-        was_capturing = getattr(logging, "_warnings_showwarning", None) is not None
-        logging.captureWarnings(True)
-        wlogger = logging.getLogger("py.warnings")
-        wlogger.addHandler(handler)
+        # warnings.warn goes through the vlmbrain logger for the run: printed on the terminal by
+        # the CLI's handler and listed in warnings.json and the report
+        old_show = warnings.showwarning
+        warnings.showwarning = _log_warning
         try:
-            for stage in todo:
+            for i, stage in enumerate(todo):
                 for step in stage.steps(self.context):
                     self._run_step(stage, step)
+                for later in todo[i + 1:]:
+                    later.check_upstream(self.context, stage.name)
         finally:
+            warnings.showwarning = old_show
             logger.removeHandler(handler)
-            wlogger.removeHandler(handler)
-            logging.captureWarnings(was_capturing)
             self._save_warnings(handler.messages)
         return self.results
 
@@ -209,6 +262,22 @@ class Pipeline:
                 old = []
         merged = list(dict.fromkeys([*old, *messages]))
         save_json(merged, path)
+
+
+def _log_warning(message, category, filename, lineno, file=None, line=None):
+    logger.warning("%s", message)
+
+
+def _remove_empty(directory: Path, stop: Path) -> None:
+    """Remove ``directory`` and its parents up to ``stop`` (exclusive) while they are empty."""
+    d = Path(directory)
+    stop = Path(stop)
+    while d != stop and stop in d.parents:
+        try:
+            d.rmdir()
+        except OSError:
+            return
+        d = d.parent
 
 
 def run_pipeline(config: RunConfig, run_dir, stages=None, force=False, progress=False) -> list[StepResult]:
@@ -228,5 +297,5 @@ def load_run_config(run_dir) -> RunConfig:
     return validate_config(yaml.safe_load(path.read_text()), source=str(path))
 
 
-__all__ = ["Pipeline", "StepResult", "load_run_config", "model_dirname", "package_versions", "run_pipeline",
+__all__ = ["LOCK_FILE", "Pipeline", "StepResult", "load_run_config", "model_dirname", "package_versions", "run_pipeline",
            "stage_names"]

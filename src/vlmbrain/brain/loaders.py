@@ -322,9 +322,12 @@ def load_runs(
                 raise DimensionError(f"{p}: has {run.shape[1]} columns but the given space has {space.n_grayordinates}")
             rspace = space
         if spaces and rspace != spaces[0]:
+            hint = ("; without a mask every NIfTI run gets its own background mask: give fmri.mask (one 3-D mask for "
+                    "all runs)" if mask is None and detect_kind(p) == "nifti" else "")
             raise DimensionError(
                 f"{p}: its brain space ({rspace.n_grayordinates} grayordinates, {rspace.kind}) differs from "
                 f"run {run_names[0]}'s ({spaces[0].n_grayordinates}, {spaces[0].kind}); all runs must share one space"
+                f"{hint}"
             )
         spaces.append(rspace)
         lengths.append(n_rows)
@@ -339,6 +342,7 @@ def load_runs(
         run = opened[p]
         raw = run.rows(sl)
         out = data[starts[i]:starts[i + 1]]
+        n_usable = 0
         for a in range(0, n_v, int(chunk_size)):
             b = min(a + int(chunk_size), n_v)
             block = raw[:, a:b]
@@ -354,10 +358,19 @@ def load_runs(
             n_nan += int((~finite).sum())
             n_const += int((finite & ~ok).sum())
             valid[a:b] &= ok
+            n_usable += int(ok.sum())
         del raw
+        if n_usable == 0:
+            raise DimensionError(
+                f"fMRI run {run_names[i]} ({p}) is NaN or constant in every one of its {n_v} columns: there is nothing "
+                "to fit; check the file (an empty mask, a failed preprocessing step)")
     data[:, ~valid] = 0.0
     runs = np.repeat(np.arange(len(lengths)), lengths)
     n_bad = int((~valid).sum())
+    if n_bad == n_v:
+        raise DimensionError(
+            f"no grayordinate is usable in every run: each of the {n_v} columns is NaN or constant in some run of "
+            f"{', '.join(run_names)}; there is nothing to fit")
     if n_bad:
         logger.warning(
             "%d of %d grayordinates are NaN (%d run-columns) or constant (%d run-columns) in some run; "

@@ -92,6 +92,15 @@ def score(ctx, branches, tables) -> dict | None:
     return {"recovered": int(summary["recovered"].sum())}
 
 
+def demo_facts(config):
+    """The demo's runs and grayordinates, known from its configuration (for the preflight)."""
+    from vlmbrain.stages import InputFacts
+
+    d = config.demo
+    return InputFacts(run_names=[f"demo-run-{i + 1}" for i in range(d.n_runs)], run_lengths=[d.run_length] * d.n_runs,
+                      n_grayordinates=91282, tr=config.stimulus.tr, modalities=frozenset({"image", "text"}))
+
+
 def _is_demo(config) -> bool:
     return config.fmri.kind == "demo"
 
@@ -107,9 +116,9 @@ def register() -> None:
         register_stimulus_source,
     )
 
-    register_stimulus_source("demo", Source(demo_stimulus, config_keys=DEMO_KEYS,
+    register_stimulus_source("demo", Source(demo_stimulus, config_keys=DEMO_KEYS, facts=demo_facts,
                                             description="the bundled toy-world movie"))
-    register_brain_source("demo", Source(demo_brain, config_keys=DEMO_KEYS,
+    register_brain_source("demo", Source(demo_brain, config_keys=DEMO_KEYS, facts=demo_facts,
                                          description="phantom fMRI planted from the toy world's attributes"))
     register_table(TableSchema(
         "recovery", (("network", "str"), ("planted_sign", "int"), ("recovered_sign", "int"), ("recovered", "bool"),

@@ -29,6 +29,7 @@ from vlmbrain.stages.brain import build_brain, check_lengths
 from vlmbrain.stages.sources import (
     BRAIN_SOURCES,
     STIMULUS_SOURCES,
+    InputFacts,
     Source,
     register_brain_source,
     register_stimulus_source,
@@ -39,6 +40,7 @@ __all__ = [
     "ANALYSIS_HOOKS",
     "AnalysisHook",
     "BRAIN_SOURCES",
+    "InputFacts",
     "STAGES",
     "STIMULUS_SOURCES",
     "Source",

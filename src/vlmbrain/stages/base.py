@@ -9,6 +9,8 @@ A :class:`Stage` declares
   captions, checkpoints, atlases) — the pipeline fingerprints them into the step keys;
 - :meth:`Stage.preflight`: checks decidable from the configuration and the inputs' headers,
   run for every stage before any stage computes anything;
+- :meth:`Stage.check_upstream`: checks that need what an earlier stage just wrote (the brain
+  space, the dictionary codes), run as soon as that stage is done, before the costly stages;
 - :meth:`Stage.steps`: the steps it runs (one per model, branch or unit), each with explicit
   inputs: the :class:`StageContext` (configuration, run layout, progress flag) and the
   upstream artifacts it reads from disk. A stage never sees the pipeline.
@@ -98,6 +100,9 @@ class Stage:
 
     def preflight(self, config: RunConfig) -> None:
         """Raise a :class:`~vlmbrain.errors.VlmbrainError` for what the configuration and headers decide."""
+
+    def check_upstream(self, ctx: StageContext, finished: str) -> None:
+        """Raise for what the artifacts of the earlier stage ``finished`` (just done) decide."""
 
     def steps(self, ctx: StageContext) -> list[Step]:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -76,7 +76,10 @@ class BrainStage(Stage):
         return self.source(config).input_files(config)
 
     def preflight(self, config):
+        from vlmbrain.stages.checks import compare_stimulus_and_fmri
+
         self.source(config).preflight(config)
+        compare_stimulus_and_fmri(config)
 
     def steps(self, ctx):
         source = self.source(ctx.config)
@@ -139,8 +142,21 @@ def _load(ctx: StageContext, timeline):
     return build_brain(ctx.config.fmri, tr=ctx.config.stimulus.tr, timeline=timeline, progress=ctx.progress)
 
 
+def _preflight(config: RunConfig) -> None:
+    from vlmbrain.stages.checks import fmri_preflight
+
+    fmri_preflight(config)
+
+
+def _facts(config: RunConfig):
+    from vlmbrain.stages.checks import fmri_facts
+
+    return fmri_facts(config)
+
+
 for _kind, _what in (("cifti", "CIFTI dtseries (.dtseries.nii), one per run"),
                      ("nifti", "4-D NIfTI runs and a brain mask"),
                      ("npy", "(T, V) .npy arrays, one per run")):
-    register_brain_source(_kind, Source(_load, input_files=fmri_files, description=_what))
+    register_brain_source(_kind, Source(_load, input_files=fmri_files, preflight=_preflight, facts=_facts,
+                                        description=_what))
 register_stage(BrainStage())

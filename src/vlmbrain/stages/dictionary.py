@@ -42,6 +42,11 @@ class DictionaryStage(Stage):
     reads = ("timecourses", "timeline")
     writes = ("atoms", "codes")
 
+    def preflight(self, config):
+        from vlmbrain.stages.checks import dictionary_preflight
+
+        dictionary_preflight(config)
+
     def steps(self, ctx):
         from vlmbrain.dictionary import TemporalDictionary, atom_stability
 

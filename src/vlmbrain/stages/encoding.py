@@ -156,10 +156,12 @@ class EncodingStage(Stage):
     def preflight(self, config):
         from vlmbrain.encoding.solvers import SOLVERS
         from vlmbrain.registry import one_of
+        from vlmbrain.stages.checks import encoding_preflight
 
         enc, fm = config.encoding, config.fmri
         if enc.method not in SOLVERS:
             raise ConfigError(f"'encoding.method' = {enc.method!r} is not allowed; expected one of {one_of(SOLVERS)}")
+        encoding_preflight(config)  # runs, and the shift null against the training TRs
         per_subject = bool(fm.subjects) and fm.group == "per-subject"
         if per_subject:
             if len(fm.subjects) < 3:
@@ -175,6 +177,18 @@ class EncodingStage(Stage):
         if enc.n_shifts == 0 and enc.correction == "fwer":
             raise ConfigError("encoding.correction = 'fwer' uses the max-statistic of the shift null: "
                               "set encoding.n_shifts > 0, or use correction 'fdr'")
+
+    def check_upstream(self, ctx, finished):
+        """All-zero dictionary codes leave atoms that no AN uses: stop before encoding them."""
+        if finished != "dictionary":
+            return
+        for unit in units_of(ctx):
+            codes = np.load(ctx.layout.dictionary_dir(unit.model, unit.name) / "codes.npy", mmap_mode="r")
+            if not np.any(codes):
+                raise ConfigError(
+                    f"dictionary.alpha = {ctx.config.dictionary.alpha:g} left every code of {unit.model}/{unit.name} "
+                    "zero: its atoms explain no AN and their maps would mean nothing; lower dictionary.alpha "
+                    "(default 0.1)")
 
     def steps(self, ctx):
         fm = ctx.config.fmri

@@ -37,6 +37,11 @@ class SignalStage(Stage):
     reads = ("activations", "timeline")
     writes = ("timecourses",)
 
+    def preflight(self, config):
+        from vlmbrain.stages.checks import signal_preflight
+
+        signal_preflight(config)
+
     def steps(self, ctx):
         from vlmbrain.signal import process_timecourses
 

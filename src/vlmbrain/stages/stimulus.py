@@ -160,9 +160,35 @@ def _custom_files(config: RunConfig) -> list[Path]:
     return files
 
 
+def _hcp7t_preflight(config: RunConfig) -> None:
+    from vlmbrain.stages.checks import hcp7t_preflight
+
+    hcp7t_preflight(config)
+
+
+def _hcp7t_facts(config: RunConfig):
+    from vlmbrain.stages.checks import hcp7t_facts
+
+    return hcp7t_facts(config)
+
+
+def _custom_preflight(config: RunConfig) -> None:
+    from vlmbrain.stages.checks import custom_stimulus_preflight
+
+    custom_stimulus_preflight(config)
+
+
+def _custom_facts(config: RunConfig):
+    from vlmbrain.stages.checks import custom_stimulus_facts
+
+    return custom_stimulus_facts(config)
+
+
 register_stimulus_source("hcp7t", Source(lambda ctx: _hcp7t_stimulus(ctx.config.stimulus), input_files=_hcp7t_files,
+                                         preflight=_hcp7t_preflight, facts=_hcp7t_facts,
                                          description="the HCP 7T movies (Cutting-Edge clips) and WordNet labels"))
 register_stimulus_source("custom", Source(lambda ctx: _custom_stimulus(ctx.config.stimulus, ctx.config.fmri),
                                           config_keys=("fmri.paths",), input_files=_custom_files,
+                                          preflight=_custom_preflight, facts=_custom_facts,
                                           description="your runs: video or frame folders, caption files"))
 register_stage(StimulusStage())
