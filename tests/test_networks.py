@@ -428,7 +428,7 @@ def test_registered_atlas_loads_by_name(registry):
 
 def test_unknown_atlas_lists_registered_names(registry):
     nw.register_atlas("tiny-blocks", _tiny_blocks)
-    with pytest.raises(ConfigError, match="unknown atlas 'glasser'; use one of cabnp, yeo7, yeo17, tiny-blocks"):
+    with pytest.raises(ConfigError, match="unknown atlas 'glasser'; use one of cabnp, yeo7, yeo17, mmp, mmp360, cabnp718, tiny-blocks"):
         load_atlas("glasser")
 
 

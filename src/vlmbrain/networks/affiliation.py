@@ -4,7 +4,8 @@ Method: docs/method.md. For atom k the significant positive map S⁺_k and negat
 (:func:`significant_maps`) are treated separately; each is affiliated with the network of
 maximal overlap rate OR (:mod:`vlmbrain.networks.overlap`) when that OR is ≥ ``threshold``
 and, unless ``null=None``, its OR exceeds a spatial null (p < ``alpha``). The nulls
-(``"spin"``, default, and ``"permutation"``) are described in :mod:`vlmbrain.networks.nulls`;
+(``"spin"``, default, ``"moran"``, ``"permutation"``, and ``"auto"`` which picks one of them
+for the atlas) are described in :mod:`vlmbrain.networks.nulls`;
 the null p-value of a (map, network) pair is ``(1 + #{null OR ≥ observed OR}) / (1 + n_perm)``,
 where the null OR divides by the null network's size.
 """
@@ -18,7 +19,7 @@ import pandas as pd
 
 from vlmbrain.errors import ConfigError, DimensionError
 from vlmbrain.networks.atlas import Atlas
-from vlmbrain.networks.nulls import null_labels
+from vlmbrain.networks.nulls import choose_null, null_labels, null_memberships
 from vlmbrain.networks.overlap import _check_masks, overlap_table
 
 logger = logging.getLogger("vlmbrain")
@@ -26,11 +27,27 @@ logger = logging.getLogger("vlmbrain")
 __all__ = ["NULLS", "affiliate", "affiliation_summary", "significant_maps"]
 
 #: Spatial nulls accepted by :func:`affiliate`.
-NULLS = ("spin", "permutation", "none")
+NULLS = ("spin", "moran", "permutation", "none", "auto")
+
+
+def _moran_exceedances(masks, atlas, observed_or, n_perm, random_state):
+    """As :func:`_null_overlap_exceedances` for the per-network Moran null (null sizes are the networks')."""
+    K, M = observed_or.shape
+    exceed = np.zeros((K, M), dtype=np.int64)
+    sizes = np.tile(atlas.sizes(), (n_perm, 1))
+    obs = np.nan_to_num(observed_or, nan=np.inf) - 1e-12
+    S = masks.astype(np.float32)
+    for m, members in null_memberships(atlas, "moran", n_perm, random_state):
+        n = max(int(sizes[0, m]), 1)
+        inter = S @ members.T.astype(np.float32)          # (K, b)
+        exceed[:, m] += (inter / n >= obs[:, m:m + 1]).sum(axis=1)
+    return exceed, sizes
 
 
 def _null_overlap_exceedances(masks, atlas, observed_or, null, n_perm, random_state, n_jobs=1):
     """Count, per (map, network), null ORs ≥ the observed OR. Returns (counts (K,M), null sizes (n_perm, M))."""
+    if null == "moran":
+        return _moran_exceedances(masks, atlas, observed_or, n_perm, random_state)
     K, M = observed_or.shape
     kk, vv = np.nonzero(masks)  # every (map, grayordinate) pair in a map, computed once
     nnz = max(kk.size, 1)
@@ -109,8 +126,9 @@ def affiliate(
     atlas : Atlas
     threshold : float, default=0.15
         Minimal overlap rate of the best network.
-    null : {"spin", "permutation", "none"} or None, default="spin"
-        Spatial null of the overlap rate (see :mod:`vlmbrain.networks.nulls`); None/"none": threshold only.
+    null : {"spin", "moran", "permutation", "auto", "none"} or None, default="spin"
+        Spatial null of the overlap rate (see :mod:`vlmbrain.networks.nulls`); ``"auto"`` picks
+        one for the atlas (:func:`~vlmbrain.networks.nulls.choose_null`); None/"none": threshold only.
     n_perm : int, default=1000
         Rotations / permutations.
     random_state : int, default=0
@@ -130,6 +148,9 @@ def affiliate(
         n_perm, threshold and alpha; the column ``null`` names the null too.
     """
     null = _check_null(null)
+    if null == "auto":
+        null, note = choose_null(null, atlas)
+        logger.info("affiliation null: %s", note)
     pos = _check_masks(pos, atlas, "pos")
     neg = _check_masks(neg, atlas, "neg")
     if pos.shape != neg.shape:
@@ -149,7 +170,7 @@ def affiliate(
         exceed, _ = _null_overlap_exceedances(masks, atlas, orate, null, n_perm, random_state, n_jobs)
         p = (1.0 + exceed) / (1.0 + n_perm)
     filled = np.nan_to_num(orate, nan=-np.inf)
-    best = np.argmax(filled, axis=1)
+    best = np.argmax(filled, axis=1) if M else np.zeros(2 * K, dtype=np.int64)  # an atlas without networks
     is_max = np.zeros((2 * K, M), dtype=bool)
     has_any = masks.any(axis=1) & (M > 0)
     is_max[np.arange(2 * K)[has_any], best[has_any]] = True

