@@ -4,6 +4,12 @@ Analyses form a registry (:data:`ANALYSES`): each is an :class:`Analysis` with a
 tables it writes (their schemas are declared in :mod:`vlmbrain.artifacts`) and a function of
 the :class:`AnalysisInputs` and the shared per-branch state (significant maps, affiliation).
 Adding one is a module plus one :func:`register_analysis` call.
+
+Runs without a network atlas (``AnalysisInputs.atlas = None``: none fits the data, or
+``networks.atlas: none``) skip the analyses that declare ``needs_atlas`` — their tables are
+written empty and :func:`run_analyses` reports why — and run every other analysis on an atlas
+without networks, so that their whole-brain rows (``network = "all"``) and the model-side
+results are computed; every map then counts as unaffiliated.
 """
 
 from __future__ import annotations
@@ -99,7 +105,8 @@ class AnalysisInputs:
     Attributes
     ----------
     branches : list of BranchResult
-    atlas : vlmbrain.networks.Atlas
+    atlas : vlmbrain.networks.Atlas or None
+        None: no atlas; the analyses that need one are skipped (module docstring).
     brain : ndarray of shape (n_timepoints, n_grayordinates), optional
         The (group) brain data the encoder was fitted on, for the mean BN⁺/BN⁻ time series;
         a memory map is fine (read in column chunks).
@@ -107,11 +114,13 @@ class AnalysisInputs:
     """
 
     branches: list[BranchResult]
-    atlas: object
+    atlas: object | None
     brain: np.ndarray | None = None
     options: AnalysisOptions = field(default_factory=AnalysisOptions)
     #: per-grayordinate noise ceiling (NaN where unreliable), when the data have one
     ceiling: np.ndarray | None = None
+    #: why there is no atlas (when ``atlas`` is None), for the skipped analyses' reasons
+    no_atlas_reason: str = "no network atlas"
 
 
 def _keyed(df: pd.DataFrame, model: str, branch: str) -> pd.DataFrame:
@@ -137,12 +146,17 @@ class Analysis:
         ``compute(inputs: AnalysisInputs, shared: SharedState) -> dict[str, DataFrame]``.
     optional_tables : tuple of str
         Tables it may leave out (e.g. one that needs the brain data).
+    needs_atlas : bool
+        It means nothing without networks: skipped (tables written empty, the reason
+        reported) when the run has no atlas. Otherwise it runs on an atlas without networks
+        and writes what it can (whole-brain rows).
     """
 
     name: str
     tables: tuple[str, ...]
     compute: Callable[[AnalysisInputs, SharedState], dict[str, pd.DataFrame]]
     optional_tables: tuple[str, ...] = ()
+    needs_atlas: bool = False
 
 
 @dataclass
@@ -183,6 +197,36 @@ def _affiliation(inputs: AnalysisInputs, shared: SharedState):
         return _keyed(aff, b.model, b.branch)
 
     return {"affiliation": _per_branch(inputs, one)}
+
+
+def _without_networks(inputs: AnalysisInputs) -> AnalysisInputs:
+    """The inputs with an atlas of no networks (every analysis then computes its whole-brain rows)."""
+    from dataclasses import replace
+
+    from vlmbrain.networks import Atlas
+
+    V = int(np.shape(inputs.branches[0].beta)[-1])
+    whole = Atlas("whole-brain", np.zeros(V, dtype=np.int64), {}, {}, V, source="no network atlas", form="none")
+    return replace(inputs, atlas=whole)
+
+
+def _unaffiliated(inputs: AnalysisInputs, shared: SharedState) -> None:
+    """The shared state without an atlas: significant maps, and every map affiliated with no network."""
+    from vlmbrain.artifacts import table_schema
+    from vlmbrain.networks import significant_maps
+
+    columns = [c for c in table_schema("affiliation").column_names if c not in ("model", "branch")]
+    for b in inputs.branches:
+        key = (b.model, b.branch)
+        pos, neg = significant_maps(b.beta, b.q_beta, inputs.options.alpha)
+        shared.pos[key], shared.neg[key] = pos, neg
+        K = pos.shape[0]
+        rows = pd.DataFrame({"atom": np.tile(np.arange(K), 2), "sign": np.repeat(["+", "-"], K),
+                             "network_id": 0, "network": "", "n_map": np.r_[pos.sum(axis=1), neg.sum(axis=1)],
+                             "n_network": 0, "n_overlap": 0, "overlap_rate": np.nan, "dice": np.nan,
+                             "jaccard": np.nan, "p_null": np.nan, "is_max": False, "affiliated": False,
+                             "null": "none"})
+        shared.affiliation[key] = rows[columns]
 
 
 def _prediction(inputs, shared):
@@ -252,7 +296,7 @@ def _noise_ceiling(inputs, shared):
                                                                                  b.model, b.branch))}
 
 
-register_analysis(Analysis("affiliation", ("affiliation",), _affiliation))
+register_analysis(Analysis("affiliation", ("affiliation",), _affiliation, needs_atlas=True))
 register_analysis(Analysis("prediction", ("prediction",), _prediction))
 register_analysis(Analysis("redundancy", ("redundancy",), _redundancy))
 register_analysis(Analysis("polarity", ("polarity", "polarity_profiles"), _polarity, optional_tables=("polarity_bn",)))
@@ -261,7 +305,7 @@ register_analysis(Analysis("crossmodal", ("crossmodal",), _crossmodal))
 register_analysis(Analysis("noise_ceiling", (), _noise_ceiling, optional_tables=("noise_ceiling",)))
 
 
-def run_analyses(inputs: AnalysisInputs, analyses=None) -> dict[str, pd.DataFrame]:
+def run_analyses(inputs: AnalysisInputs, analyses=None, skipped: dict | None = None) -> dict[str, pd.DataFrame]:
     """Every registered analysis (or those named in ``analyses``) for every branch.
 
     Parameters
@@ -270,6 +314,9 @@ def run_analyses(inputs: AnalysisInputs, analyses=None) -> dict[str, pd.DataFram
     analyses : list of str, optional
         Names of registered analyses, run in registry order; default all. Affiliation is
         always run first when another analysis needs it.
+    skipped : dict, optional
+        Filled with ``analysis name -> reason`` for every analysis left out (those that
+        declare ``needs_atlas`` when ``inputs.atlas`` is None).
 
     Returns
     -------
@@ -282,10 +329,13 @@ def run_analyses(inputs: AnalysisInputs, analyses=None) -> dict[str, pd.DataFram
     """
     from vlmbrain.artifacts import table_schema
 
-    atlas = inputs.atlas
-    V = atlas.space_size
     if not inputs.branches:
         raise ConfigError("run_analyses got no branches; give at least one BranchResult")
+    skipped = {} if skipped is None else skipped
+    atlas = inputs.atlas
+    if atlas is None:
+        inputs = _without_networks(inputs)
+    V = inputs.atlas.space_size
     keys = [(b.model, b.branch) for b in inputs.branches]
     if len(set(keys)) != len(keys):
         raise ConfigError(f"duplicate (model, branch) among the branches: {keys}")
@@ -302,6 +352,14 @@ def run_analyses(inputs: AnalysisInputs, analyses=None) -> dict[str, pd.DataFram
     tables: dict[str, pd.DataFrame] = {}
     for name in names:
         analysis = ANALYSES.get(name)
+        if analysis.needs_atlas and atlas is None:
+            skipped[name] = f"needs a network atlas: {inputs.no_atlas_reason}"
+            logger.info("analysis: %s skipped (%s)", name, skipped[name])
+            for t in analysis.tables:
+                tables[t] = table_schema(t).empty()
+            if name == "affiliation":
+                _unaffiliated(inputs, shared)
+            continue
         logger.info("analysis: %s", name)
         result = analysis.compute(inputs, shared)
         for t in analysis.tables:
