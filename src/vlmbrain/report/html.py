@@ -102,8 +102,25 @@ def _render_section(section, ctx: ReportContext) -> dict:
     return out
 
 
+def _viewer(ctx: ReportContext, interactive: bool, figures: str):
+    """(SurfaceViewer or None, why none)."""
+    if not interactive:
+        return None, "the interactive viewer is off (report.interactive: false)"
+    if figures == "none":
+        return None, "figures are off (figures='none')"
+    from vlmbrain.report.surface import surface_problem  # noqa: PLC0415
+
+    problem = surface_problem(ctx.space)
+    if problem is not None:
+        return None, problem
+    from vlmbrain.report.viewer import SurfaceViewer  # noqa: PLC0415
+
+    return SurfaceViewer(ctx.space, ctx.atlas), ""
+
+
 def build_report(run_dir, out=None, *, figures: str | None = None, max_surface_maps: int = 12,
-                 dpi: int = 150, atlas: str | None = None, surfaces: bool | None = None) -> Path:
+                 dpi: int = 150, atlas: str | None = None, surfaces: bool | None = None,
+                 interactive: bool | None = None) -> Path:
     """Write the self-contained HTML report of a run directory.
 
     Parameters
@@ -128,6 +145,11 @@ def build_report(run_dir, out=None, *, figures: str | None = None, max_surface_m
         config, else ``"cabnp"``.
     surfaces : bool, optional
         Shorthand used when ``figures`` is not given: True = ``'all'``, False = ``'fast'``.
+    interactive : bool, optional
+        Embed the interactive surface viewer (:mod:`vlmbrain.report.viewer`: rotate, zoom,
+        threshold, hover, offline; ~3 MB once plus each map's data). Default
+        ``report.interactive`` of the run's ``config.yaml``, else True. Off with
+        ``figures='none'`` and for spaces without fsLR-32k cortex.
 
     Returns
     -------
@@ -174,7 +196,11 @@ def build_report(run_dir, out=None, *, figures: str | None = None, max_surface_m
         notes=notes,
         env=_environment(),
     )
+    if interactive is None:
+        interactive = bool(_get(cfg, "report", "interactive", default=True))
+    ctx.viewer, ctx.viewer_off = _viewer(ctx, bool(interactive), figures)
     sections = [_render_section(s, ctx) for s in registered_sections()]
+    viewer_assets = ctx.viewer.assets() if ctx.viewer is not None else ""
 
     import vlmbrain  # noqa: PLC0415
 
@@ -185,9 +211,12 @@ def build_report(run_dir, out=None, *, figures: str | None = None, max_surface_m
         own_version=getattr(vlmbrain, "__version__", "unknown"),
         python=platform.python_version(),
         sections=sections,
+        viewer_assets=viewer_assets,
     )
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(out)
-    logger.info("report written to %s (%d sections, %d surface maps)", out, len(sections), ctx.figures.n_surface)
+    logger.info("report written to %s (%d sections, %d surface figures, %d interactive maps, %.1f MB)", out,
+                len(sections), ctx.figures.n_surface, ctx.viewer.n_maps if ctx.viewer is not None else 0,
+                out.stat().st_size / 1e6)
     return out

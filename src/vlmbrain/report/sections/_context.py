@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from vlmbrain.brain.space import BrainSpace
     from vlmbrain.networks import Atlas
+    from vlmbrain.report.viewer import SurfaceViewer
 
 logger = logging.getLogger("vlmbrain")
 
@@ -195,6 +196,11 @@ class ReportContext:
         Every ``model.json`` of the run, by model folder.
     notes : list of str
         Problems met while building the report (shown in the warnings section).
+    viewer : vlmbrain.report.viewer.SurfaceViewer or None
+        Turns a grayordinate map into an interactive one (:meth:`interactive_map`); None when
+        ``report.interactive`` is false, figures are ``'none'`` or the space has no surface.
+    viewer_off : str
+        Why ``viewer`` is None ("" when it is not).
     """
 
     layout: RunLayout
@@ -207,6 +213,8 @@ class ReportContext:
     models: dict[str, ModelInfo]
     notes: list[str]
     env: jinja2.Environment = field(repr=False)
+    viewer: SurfaceViewer | None = None
+    viewer_off: str = "the interactive viewer is off"
     _tables: dict = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------ reading
@@ -267,6 +275,18 @@ class ReportContext:
         from vlmbrain.report.surface import surface_problem  # noqa: PLC0415
 
         return surface_problem(self.space)
+
+    def interactive_map(self, values, *, title: str, units: str = "value", categories: dict | None = None) -> str | None:
+        """The HTML of an interactive surface map (rotate, zoom, threshold, hover), or None when
+        the viewer is off; a map that cannot be shown becomes a note of the report."""
+        if self.viewer is None:
+            return None
+        try:
+            return self.viewer.placeholder(values, title=title, units=units, categories=categories)
+        except Exception as err:  # noqa: BLE001 - one bad map must not stop the report
+            logger.warning("report: interactive map %s failed: %s", title, err)
+            self.note(f"interactive map {title!r} could not be made: {err}")
+            return None
 
     # ------------------------------------------------------------------ output
     def note(self, message: str) -> None:

@@ -60,8 +60,8 @@ def register_section(name: str, renderer: Renderer, *, order: float, title: str 
         when the run lacks its inputs.
     order : float
         Position in the page; sections are laid out by increasing ``order`` (ties by name).
-        The built-in sections use 0-30 (banner, models, provenance, parameters), 100-700
-        (analyses) and 900-1000 (warnings, versions).
+        The built-in sections use 0-10 (banner, findings, models), 100-700 (analyses) and
+        900-1000 (warnings, provenance, parameters, versions).
     title : str or None
         Heading of the section (and its entry in the navigation bar); None lays the HTML out
         bare, without heading, frame or navigation entry.

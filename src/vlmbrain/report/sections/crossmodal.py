@@ -60,7 +60,7 @@ def render_crossmodal(ctx: ReportContext):
                            "image and a text unit")
         return ctx.missing("crossmodal")
     problem = ctx.surface_problem()
-    figs, text = [], []
+    figs, text, viewers = [], [], []
     for ma, ba, mb, bb in pairs:
         la, lb = (ba, bb) if ma == mb else (f"{ma}/{ba}", f"{mb}/{bb}")
         title = ma if ma == mb else f"{ma}/{ba} vs {mb}/{bb}"
@@ -83,6 +83,10 @@ def render_crossmodal(ctx: ReportContext):
                 lambda omap=omap, cats=cats, title=title: plot_categorical_surface(
                     omap, cats, f"{title}: branch overlap", space=ctx.space),
                 f"overlap_surface_{stem}", f"{title}: overlap map", caption, surface=True))
+        if omap is not None and ctx.viewer is not None and omap.shape == (ctx.space.n_grayordinates,):
+            viewer = ctx.interactive_map(omap, title=f"{title}: branch overlap", units="", categories=cats)
+            if viewer:
+                viewers.append({"title": f"{title}: overlap map", "caption": caption, "html": viewer})
         comp = None
         if sub is not None:
             rows = []
@@ -106,8 +110,10 @@ def render_crossmodal(ctx: ReportContext):
     missing = [] if xm is not None else [ctx.table_path("crossmodal")]
     # figures='fast' needs no explanation; a space without surface does
     problem = problem if ctx.figures.surfaces else None
+    if viewers:  # the interactive maps stand in for the static ones
+        problem = None
     return ctx.render("section_crossmodal.html.j2", text=text, figures=figs, missing=missing,
-                      surface_problem=problem, tables=[ctx.table_block("crossmodal")])
+                      surface_problem=problem, viewers=viewers, tables=[ctx.table_block("crossmodal")])
 
 
 register_section("crossmodal", render_crossmodal, order=500, title="Cross-modal mapping")

@@ -14,4 +14,4 @@ def render_parameters(ctx: ReportContext):
     return ctx.render("section_parameters.html.j2", config_yaml=yaml.safe_dump(ctx.config, sort_keys=False))
 
 
-register_section("parameters", render_parameters, order=30, title="Parameters")
+register_section("parameters", render_parameters, order=940, title="Parameters")

@@ -58,4 +58,4 @@ def render_provenance(ctx: ReportContext):
     return ctx.render("section_provenance.html.j2", rows=rows)
 
 
-register_section("provenance", render_provenance, order=20, title="Data provenance")
+register_section("provenance", render_provenance, order=920, title="Data provenance")

@@ -1,4 +1,8 @@
-"""Surface maps of every unit's cross-validated r, drawn through the run's brain space."""
+"""Surface maps of every unit's cross-validated r, drawn through the run's brain space.
+
+Each map is a static figure (``figures='all'``) and, when the viewer is on
+(``report.interactive``), an interactive one; either alone is enough for the section.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +19,10 @@ def render_surface_maps(ctx: ReportContext):
     if not maps:
         return skipped("no encoding/<model>/<unit>/r_cv.npy in this run directory")
     problem = ctx.surface_problem()
-    if problem is not None:
-        return skipped(problem)
+    if problem is not None and ctx.viewer is None:
+        return skipped(problem if ctx.viewer_off == problem else f"{problem}; {ctx.viewer_off}")
     n = ctx.space.n_grayordinates
-    figs = []
+    items = []
     for unit, r in maps:
         label = f"{unit.model} / {unit.name}"
         if np.shape(r) != (n,):
@@ -31,11 +35,16 @@ def render_surface_maps(ctx: ReportContext):
         if sig is not None and sig.shape == shown.shape:
             shown = np.where(sig, shown, np.nan)
             caption += f"; only significant grayordinates ({how}) are coloured"
-        figs.append(ctx.figures.add(
-            lambda shown=shown, label=label: plot_surface_map(shown, f"{label}: cross-validated r", "Pearson r",
-                                                              cmap="RdBu_r", space=ctx.space),
-            f"surface_r_{unit.model}_{unit.name}", f"{label}: prediction map", caption, surface=True))
-    return ctx.render("section_surface_maps.html.j2", figures=figs, space=ctx.space)
+        fig = None
+        if problem is None:
+            fig = ctx.figures.add(
+                lambda shown=shown, label=label: plot_surface_map(shown, f"{label}: cross-validated r", "Pearson r",
+                                                                  cmap="RdBu_r", space=ctx.space),
+                f"surface_r_{unit.model}_{unit.name}", f"{label}: prediction map", caption, surface=True)
+        viewer = ctx.interactive_map(shown, title=f"{label}: cross-validated r", units="r")
+        items.append({"label": label, "caption": caption, "figure": fig, "viewer": viewer})
+    return ctx.render("section_surface_maps.html.j2", items=items, space=ctx.space,
+                      static_off=problem, viewer_off=ctx.viewer_off if ctx.viewer is None else None)
 
 
 register_section("surface-maps", render_surface_maps, order=110, title="Surface maps")
