@@ -155,7 +155,12 @@ class NetworksConfig(_Section):
 
 
 class ReportConfig(_Section):
-    surface_figures: bool = True
+    surface_figures: bool = Field(True, description="draw the static surface figures (a few seconds each)")
+    interactive: bool = Field(True, description="embed the interactive surface viewer (rotate, zoom, threshold, "
+                              "hover; offline plotly: ~3 MB once per report plus each map's data)")
+    atom_peaks: int = Field(5, ge=1, le=50, description="atom cards: TRs shown at each atom's strongest peaks and "
+                            "at its strongest troughs")
+    atom_top_neurons: int = Field(20, ge=1, le=500, description="atom cards: member ANs listed by |code|")
 
 
 class RunConfig(_Section):

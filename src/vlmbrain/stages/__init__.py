@@ -23,6 +23,7 @@ from vlmbrain.stages import dictionary as _dictionary
 from vlmbrain.stages import encoding as _encoding
 from vlmbrain.stages import analysis as _analysis
 from vlmbrain.stages import report as _report
+from vlmbrain.stages import atom_cards as _atom_cards  # the post-analysis hook 'atom-cards'
 from vlmbrain.stages.analysis import ANALYSIS_HOOKS, AnalysisHook, register_analysis_hook
 from vlmbrain.stages.base import STAGES, Stage, StageContext, Step, register_stage
 from vlmbrain.stages.brain import build_brain, check_lengths
