@@ -9,7 +9,7 @@ def test_defaults_follow_method_md():
     cfg = RunConfig()
     assert cfg.dictionary.n_atoms == 64 and cfg.dictionary.alpha == 0.1
     assert cfg.encoding.method == "ols" and cfg.encoding.n_shifts == 1000 and cfg.encoding.q == 0.05
-    assert cfg.networks.atlas == "cabnp" and cfg.networks.threshold == 0.15
+    assert cfg.networks.atlas == "auto" and cfg.networks.threshold == 0.15
     assert cfg.signal.hrf == "spm"
     assert cfg.stimulus.tr == 1.0 and cfg.stimulus.frame_offset == 0.5
     m = cfg.models[0]
@@ -45,7 +45,7 @@ def test_bad_values_name_key_value_and_allowed(data, match):
     "data, match",
     [
         ({"encoding": {"method": "olss"}}, r"'encoding.method' = 'olss' is not allowed; expected one of 'ols', 'ar1' or 'ridge'"),
-        ({"fmri": {"kind": "mgh"}}, r"'fmri.kind' = 'mgh' is not allowed; expected one of 'cifti', 'nifti', 'npy' or 'demo'"),
+        ({"fmri": {"kind": "mgh"}}, r"'fmri.kind' = 'mgh' is not allowed; expected one of 'cifti', 'nifti', 'npy', 'gifti', 'bids' or 'demo'"),
         ({"stimulus": {"kind": "dvd"}}, r"'stimulus.kind' = 'dvd' is not allowed; expected one of 'hcp7t', 'custom' or 'demo'"),
     ],
 )

@@ -56,12 +56,33 @@ class StimulusConfig(_Section):
     exclude_testretest: bool = Field(False, description="HCP 7T: leave the repeated clip out")
 
 
+class BidsOptions(_Section):
+    """An fMRIPrep / BIDS derivatives folder as the fMRI source (``fmri.kind: bids``)."""
+
+    root: Path = Field(description="the derivatives folder (holds sub-<label>/[ses-<label>/]func/)")
+    space: str = Field(description="output space as in the file names: 'fsLR' (with den: 91k, CIFTI), "
+                       "'MNI152NLin2009cAsym' (NIfTI; res: 2...), 'fsaverage5' / 'fsaverage6' / 'fsaverage' (GIFTI), "
+                       "'T1w'...; extra entities may follow ('fsLR_den-91k', 'MNI152NLin2009cAsym_res-2')")
+    task: str | None = Field(None, description="task label (task-<label>); default: any task")
+    subjects: list[str] = Field(default_factory=list, description="subject labels (without 'sub-'); default: every "
+                                "subject found; several are averaged (or fitted one by one with fmri.group)")
+    session: str | None = Field(None, description="session label (ses-<label>); default: any session")
+    den: str | None = Field(None, description="density entity (den-91k for fsLR CIFTI)")
+    res: str | None = Field(None, description="resolution entity (res-2...) of volumetric outputs")
+    desc: str | None = Field(None, description="desc entity of the BOLD files; default 'preproc' for NIfTI, none else")
+    mask_desc: str = Field("brain", description="desc entity of the NIfTI brain mask (desc-brain_mask)")
+
+
 class FmriConfig(_Section):
-    kind: str = Field("demo", description="a registered fMRI source: 'cifti', 'nifti', 'npy', or a plug-in's "
-                      "(the bundled 'demo')")
-    paths: list[Path] = Field(default_factory=list, description="one file per run (single subject)")
+    kind: str = Field("demo", description="a registered fMRI source: 'cifti', 'nifti', 'gifti', 'npy', 'bids', or a "
+                      "plug-in's (the bundled 'demo')")
+    paths: list[Path] = Field(default_factory=list, description="one file per run (single subject); gifti: both "
+                              "hemispheres of every run (hemi-L/hemi-R, .L./.R. or lh./rh. in the names)")
     subjects: list[list[Path]] = Field(default_factory=list, description="per subject, one file per run; averaged by streaming")
     mask: Path | None = Field(None, description="NIfTI: brain mask")
+    mesh: str = Field("auto", description="gifti: surface mesh ('fsaverage5', 'fsaverage6', 'fsaverage', 'fsLR32k'); "
+                      "auto: from the vertex count")
+    bids: BidsOptions | None = Field(None, description="bids: the derivatives folder, space, task and subjects")
     zscore: bool = True
     n_grayordinates: int | None = Field(None, ge=1, description="expected count (e.g. 91282); checked on load")
     group: Literal["average", "per-subject"] = Field(
@@ -148,10 +169,25 @@ class EncodingConfig(_Section):
 
 
 class NetworksConfig(_Section):
-    atlas: str = Field("cabnp", description="'cabnp', 'yeo7', 'yeo17' or a CIFTI dlabel path")
+    atlas: str = Field("auto", description="'auto' (CAB-NP on HCP 91k data and fsLR 32k surfaces, none elsewhere), "
+                       "'none', a registered name ('cabnp', 'yeo7', 'yeo17', 'mmp', 'mmp360', 'cabnp718') or a file: "
+                       "CIFTI .dlabel.nii, NIfTI label image, GIFTI .label.gii / FreeSurfer .annot (one hemisphere; "
+                       "the other found by name), or a TSV mapping every data column to a network")
+    labels: Path | None = Field(None, description="label lookup TSV of a NIfTI / GIFTI / annot atlas: index or name, "
+                                "and network (parcels grouped into networks), optional color")
+    atlas_right: Path | None = Field(None, description="right-hemisphere file of a surface atlas, when its name "
+                                     "does not tell")
     threshold: float = Field(0.15, ge=0, le=1, description="minimal overlap rate for affiliation")
-    null: Literal["spin", "permutation", "none"] = "spin"
+    null: Literal["auto", "spin", "moran", "permutation", "none"] = Field(
+        "auto", description="spatial null of the affiliation: spin (surfaces), moran (volumes, ROIs with positions), "
+        "permutation (anti-conservative), none; auto picks the first that fits the atlas")
     n_perm: int = Field(1000, ge=0)
+
+    @field_validator("atlas", mode="before")
+    @classmethod
+    def _no_atlas(cls, v):
+        # YAML's null (or an empty value) means no atlas
+        return "none" if v is None or (isinstance(v, str) and not v.strip()) else v
 
 
 class ReportConfig(_Section):
@@ -293,7 +329,7 @@ def load_config(path, overrides: dict | None = None, environ=None) -> RunConfig:
 def _looks_like_path(value: str) -> bool:
     """An atlas given as a file (a separator or a neuroimaging suffix), not a registered name."""
     v = str(value)
-    return "/" in v or "\\" in v or v.endswith((".nii", ".gii", ".annot", ".tsv", ".nii.gz"))
+    return "/" in v or "\\" in v or v.endswith((".nii", ".gii", ".annot", ".tsv", ".nii.gz", ".csv", ".txt"))
 
 
 def resolve_paths(config: RunConfig, base: Path) -> RunConfig:
@@ -314,8 +350,12 @@ def resolve_paths(config: RunConfig, base: Path) -> RunConfig:
     fm.paths = [fix(p) for p in fm.paths]
     fm.subjects = [[fix(p) for p in subj] for subj in fm.subjects]
     fm.mask = fix(fm.mask)
+    if fm.bids is not None:
+        fm.bids.root = fix(fm.bids.root)
     if _looks_like_path(config.networks.atlas):
         config.networks.atlas = str(fix(Path(config.networks.atlas)))
+    config.networks.labels = fix(config.networks.labels)
+    config.networks.atlas_right = fix(config.networks.atlas_right)
     return config
 
 

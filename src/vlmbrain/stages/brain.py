@@ -2,7 +2,8 @@
 
 Writes ``brain/`` (data, runs, valid mask, space). The data come from the source that
 ``fmri.kind`` names (:data:`vlmbrain.stages.sources.BRAIN_SOURCES`): ``cifti``, ``nifti``,
-``npy``, or a plug-in's.
+``gifti`` (:mod:`vlmbrain.brain.gifti`), ``npy``, ``bids`` (:mod:`vlmbrain.brain.bids`), or a
+plug-in's.
 """
 
 from __future__ import annotations
@@ -154,9 +155,47 @@ def _facts(config: RunConfig):
     return fmri_facts(config)
 
 
+def _space(config: RunConfig):
+    from vlmbrain.brain.space import BrainSpace
+
+    fm = config.fmri
+    paths = list(fm.paths) or (list(fm.subjects[0]) if fm.subjects else [])
+    return BrainSpace.from_headers(fm.kind, paths, mask=fm.mask, n_grayordinates=fm.n_grayordinates)
+
+
+def _facts_of(module: str):
+    """A source's ``facts`` from the dict its module's ``config_facts`` returns."""
+    def facts(config: RunConfig):
+        import importlib
+
+        from vlmbrain.stages.sources import InputFacts
+
+        return InputFacts(**importlib.import_module(module).config_facts(config))
+
+    return facts
+
+
+def _module_source(module: str, description: str) -> Source:
+    """An fMRI source whose functions live in ``module`` (``build``, ``config_preflight``, ``config_space``...)."""
+    import importlib
+
+    def mod():
+        return importlib.import_module(module)
+
+    def build(ctx: StageContext, timeline):
+        return mod().build(ctx.config, timeline, progress=ctx.progress)
+
+    return Source(build, input_files=lambda c: mod().input_files(c), preflight=lambda c: mod().config_preflight(c),
+                  facts=_facts_of(module), space=lambda c: mod().config_space(c), description=description)
+
+
 for _kind, _what in (("cifti", "CIFTI dtseries (.dtseries.nii), one per run"),
                      ("nifti", "4-D NIfTI runs and a brain mask"),
                      ("npy", "(T, V) .npy arrays, one per run")):
     register_brain_source(_kind, Source(_load, input_files=fmri_files, preflight=_preflight, facts=_facts,
-                                        description=_what))
+                                        space=_space, description=_what))
+register_brain_source("gifti", _module_source(
+    "vlmbrain.brain.gifti", "GIFTI surface runs (.func.gii), left and right hemisphere of every run"))
+register_brain_source("bids", _module_source(
+    "vlmbrain.brain.bids", "fMRIPrep / BIDS derivatives: CIFTI, NIfTI or GIFTI runs found by space, task, subject"))
 register_stage(BrainStage())
