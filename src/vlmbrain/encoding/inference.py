@@ -95,9 +95,10 @@ NULL_PVALUE_METHODS["calibrated"] = NULL_PVALUE_METHODS["gaussian"]
 #: The model whose shift null gives the p-values, per encoding method.
 NULL_MODELS = {
     "ols": "OLS t (atom maps) and in-sample R2 (fit)",
-    "ar1": "prewhitened AR(1) GLM (rho per grayordinate held fixed): t (atom maps) and R2 of the whitened fit",
-    "ridge": "ridge (alpha per grayordinate held fixed): coefficients (atom maps) and leave-one-run-out "
-             "prediction r (fit)",
+    "ar1": "prewhitened AR(1) GLM refitted on every shift (rho re-estimated per grayordinate): t (atom maps) and "
+           "in-sample R2 (fit)",
+    "ridge": "ridge (alpha per grayordinate tuned again by the inner CV on every shift): coefficients (atom "
+             "maps) and leave-one-run-out prediction r (fit)",
 }
 
 
@@ -163,7 +164,7 @@ def fit_and_infer(X, Y, runs, *, method="ols", n_shifts=1000, null_pvalues="pool
     EncodingResult
     """
     from vlmbrain.encoding.nuisance import residualize
-    from vlmbrain.encoding.refit_null import ar1_shift_null, ridge_shift_null
+    from vlmbrain.encoding.refit_null import refit_shift_null
 
     if null_pvalues not in NULL_PVALUE_METHODS:
         raise ConfigError(f"null_pvalues={null_pvalues!r}; use one of {sorted(NULL_PVALUE_METHODS)}")
@@ -196,15 +197,10 @@ def fit_and_infer(X, Y, runs, *, method="ols", n_shifts=1000, null_pvalues="pool
                               chunk_size=min(chunk_size, 512), backend=backend, nuisance=nuisance,
                               exact_nuisance=not legacy, pooled=null_pvalues == "pooled")
             null_model = "ols"
-        elif method == "ar1":
-            null = ar1_shift_null(X, Y, runs, enc.ar1_rho_, n_shifts=n_shifts, random_state=random_state,
-                                  scope="concat", dof_loss=n_nuis, chunk_size=min(chunk_size, 512),
-                                  backend=backend, pooled=null_pvalues == "pooled")
-            null_model = "ar1"
-        elif method == "ridge":
-            null = ridge_shift_null(X, Y, runs, enc.alphas_, n_shifts=n_shifts, random_state=random_state,
+        else:
+            null = refit_shift_null(X, Y, runs, method=method, n_shifts=n_shifts, random_state=random_state,
                                     nuisance=nuisance, pooled=null_pvalues == "pooled")
-            null_model = "ridge"
+            null_model = method
         p_beta, p_r, empirical = shift_null_pvalues(null, null_pvalues, backend)
         if empirical is not None:
             extra["p_empirical"], extra["p_r_empirical"] = empirical

@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from vlmbrain.encoding._checks import _check_xy, _check_y_finite, _torch_module, check_runs
 from vlmbrain.encoding.statistics import Design
-from vlmbrain.encoding.tails import PooledNull, leave_window_out
+from vlmbrain.encoding.tails import POOL_DRAWS, PooledNull, leave_window_out
 from vlmbrain.errors import ConfigError, DimensionError
 from vlmbrain.stats import fwer_maxstat, permutation_pvalue
 
@@ -320,7 +320,7 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
         earlier null (shifted run-centred atoms refitted alone).
     pooled : bool, default=True
         Also accumulate the pooled standardised nulls behind :attr:`ShiftNullResult.p_t_pooled`
-        (a subsample of about 100 shifts per grayordinate; :mod:`vlmbrain.encoding.tails`).
+        (one draw per block of consecutive shifts, about 25 per grayordinate; :mod:`vlmbrain.encoding.tails`).
 
     Returns
     -------
@@ -398,23 +398,21 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
     sqg = np.sqrt(ginv_diag)
     # pooled standardised null: blocks of g consecutive shifts; one draw per block (its
     # centre), standardised by the shifts outside a window of min_shift around it
-    g = max(1, S // 100)
+    g = max(1, S // POOL_DRAWS)
     nb = S // g
     h = max(0, -(-min_shift // d) - 1)                 # candidate steps closer than min_shift
     hb = min(-(-h // g), max(0, (nb - max(5, nb // 4)) // 2))
 
     def pool_chunk(bz, cz_abs, zrem, br, cr, rrem):
-        """Standardised draws of one chunk → a PooledNull pair (t per atom, R²)."""
-        tot = bz.sum(-1) + zrem
+        """Standardised draws of one chunk (t per atom, R²). Arrays are (block, atom, column):
+        block sums of t², |t| at the block centres, the sum of t² over the shifts after the
+        last block; then the same for R² without the atom axis."""
+        tot = bz.sum(0) + zrem
         with np.errstate(invalid="ignore", divide="ignore"):
-            wz = cz_abs / np.sqrt(leave_window_out(bz, tot, S, g, hb))
-            pt = PooledNull(K)
-            pt.add(wz)
-            rt = br.sum(-1) + rrem
-            wr = cr / leave_window_out(br, rt, S, g, hb)
-            pr = PooledNull(1, w_max=80.0, n_bins=8000)
-            pr.add(wr[:, None, :])
-        return pt, pr
+            wz = (cz_abs / np.sqrt(leave_window_out(bz, tot, S, g, hb))).astype(np.float32)
+            rt = br.sum(0) + rrem
+            wr = (cr / leave_window_out(br, rt, S, g, hb)).astype(np.float32)
+        return wz, wr[:, None, :]
 
     def one_chunk(start):
         stop = min(V, start + cs)
@@ -455,53 +453,56 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
             r2v[sl] = o["r2_var"]
             pools = None
             if pooled:
-                pools = pool_chunk(o["z_blocks"], o["z_centres"], o["z_rest"], o["r2_blocks"],
-                                   o["r2_centres"], o["r2_rest"])
+                pools = pool_chunk(o["z_blocks"].transpose(2, 1, 0), o["z_centres"].transpose(2, 1, 0),
+                                   o["z_rest"].T, o["r2_blocks"].T, o["r2_centres"].T, o["r2_rest"])
             return o["max_z"], o["max_r2"], pools
         Yh = sfft.rfft(Ys.reshape(L, d, c), axis=0)                           # (F, d, c)
         Yh = np.ascontiguousarray(Yh.transpose(1, 2, 0))[:, :, None, :]       # (d, c, 1, F)
         H = Yh[0] * Qh[0]                                                       # (c, K, F)
         for p in range(1, d):
             H += Yh[p] * Qh[p]
-        P = sfft.irfft(H, n=L, axis=-1)[:, :, js]                             # (c, K, S) view
+        # every array below is (shift, atom, column): shifts lead, so that the per-shift
+        # nuisance terms are batched matrix products and the windows of the pooled null
+        # gather whole rows
+        P = np.ascontiguousarray(sfft.irfft(H, n=L, axis=-1)[:, :, js].transpose(2, 1, 0))   # (S, K, c)
         del H
-        ess = np.einsum("cks,cks->cs", P, P)                                   # sigma units
-        Z = np.matmul(Mz, P)                                                    # (c, K, S)
+        ess = np.einsum("skc,skc->sc", P, P)                                   # sigma units
+        Z = np.matmul(Mz, P)                                                    # (S, K, c)
         if exact is not None:
             # Woodbury: the shifted atoms' part in the nuisance space, U_s = A_s P_s
-            U = np.einsum("smk,cks->cms", exact["A"], P)
-            ess += np.einsum("cms,cms->cs", U, np.einsum("smn,cns->cms", exact["W"], U))
-            Z += np.einsum("skm,cms->cks", exact["B"], U)
+            U = np.matmul(exact["A"], P)                                        # (S, M, c)
+            ess += np.einsum("smc,smc->sc", U, np.matmul(exact["W"], U))
+            Z += np.matmul(exact["B"], U)
         del P
         if return_null:
-            se = (sqg[:, None] * sigma).astype(np.float32).T                   # (c, K)
-            beta_null[:, :, sl] = (Z * se[:, :, None]).transpose(2, 1, 0)
+            se = (sqg[:, None] * sigma).astype(np.float32)                     # (K, c)
+            beta_null[:, :, sl] = Z * se[None]
         if exact is not None:
-            Z *= exact["D"][None]
+            Z *= exact["D"].T[:, :, None]
         # studentize: every shift gets its own residual variance, t_s = z_s * sigma / sigma_s
-        Z *= _studentize(ess, fac, df)[:, None, :]
-        Zb = Z[:, :, :nb * g].reshape(c, K, nb, g)
-        bz = np.einsum("ckbg,ckbg->ckb", Zb, Zb, dtype=np.float64)             # block sums of t_s²
-        zrem = np.einsum("cks,cks->ck", Z[:, :, nb * g:], Z[:, :, nb * g:], dtype=np.float64)
-        z2[:, sl] = ((bz.sum(-1) + zrem) / S).T
+        Z *= _studentize(ess.T, fac, df).T[:, None, :]
+        Zb = Z[:nb * g].reshape(nb, g, K, c)
+        bz = np.einsum("bgkc,bgkc->bkc", Zb, Zb, dtype=np.float64)             # block sums of t_s²
+        zrem = np.einsum("skc,skc->kc", Z[nb * g:], Z[nb * g:], dtype=np.float64)
+        z2[:, sl] = (bz.sum(0) + zrem) / S
         np.abs(Z, out=Z)
-        cz = np.count_nonzero(Z >= t0a[:, :, None], axis=2)
-        mz = Z.max(axis=0)                                                      # (K, S)
-        czc = Z[:, :, g // 2: nb * g: g].astype(np.float64) if pooled else None
-        del Z
-        r2n = ess * fac[:, None]                                                # (c, S)
-        r2m[sl] = r2n.mean(axis=1)
-        r2v[sl] = r2n.var(axis=1)
-        cr = np.count_nonzero(r2n >= r20f[:, None], axis=1)
-        cnt_z[:, sl] = cz.T
+        cz = np.count_nonzero(Z >= t0a.T[None], axis=0)                        # (K, c)
+        mz = Z.max(axis=2).T                                                    # (K, S)
+        czc = Z[g // 2: nb * g: g] if pooled else None                         # (nb, K, c)
+        r2n = ess * fac[None, :]                                                # (S, c)
+        r2m[sl] = r2n.mean(axis=0)
+        r2v[sl] = r2n.var(axis=0)
+        cr = np.count_nonzero(r2n >= r20f[None, :], axis=0)
+        cnt_z[:, sl] = cz
         cnt_r[sl] = cr
         pools = None
         if pooled:
             r64 = r2n.astype(np.float64)
-            br = (r64[:, :nb * g].reshape(c, nb, g)).sum(-1)
-            rrem = r64[:, nb * g:].sum(-1)
-            pools = pool_chunk(bz, czc, zrem, br, r64[:, g // 2: nb * g: g], rrem)
-        return mz, r2n.max(axis=0), pools
+            br = r64[:nb * g].reshape(nb, g, c).sum(1)
+            rrem = r64[nb * g:].sum(0)
+            pools = pool_chunk(bz, czc, zrem, br, r64[g // 2: nb * g: g], rrem)
+        del Z
+        return mz, r2n.max(axis=1), pools
 
     cs = int(chunk_size)
     tb = None
@@ -520,12 +521,22 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
     pool_r = PooledNull(1, w_max=80.0, n_bins=8000) if pooled else None
 
     def collect(results):
+        buf = []
+
+        def flush():
+            if buf:
+                pool_t.add(np.concatenate([b[0] for b in buf], axis=2))
+                pool_r.add(np.concatenate([b[1] for b in buf], axis=2))
+                buf.clear()
+
         for mz, mr, pools in results:
             np.maximum(null_max_z, mz, out=null_max_z)
             np.maximum(null_max_r2, mr, out=null_max_r2)
             if pools is not None:
-                pool_t.merge(pools[0])
-                pool_r.merge(pools[1])
+                buf.append(pools)
+                if sum(b[0].shape[2] for b in buf) >= 8192:
+                    flush()
+        flush()
 
     with threadpool_limits(limits=1):
         if n_jobs == 1:

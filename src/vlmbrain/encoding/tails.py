@@ -34,8 +34,12 @@ import numpy as np
 
 __all__ = ["PooledNull", "PooledTail", "gpd_fit_pwm", "gpd_sf", "leave_window_out"]
 
-#: Standardised values at or above this are kept exactly (the rest go to a histogram).
-KEEP_FROM = 2.5
+#: Values above this quantile of the first batch are kept exactly (all go to a histogram).
+KEEP_QUANTILE = 0.99
+#: Draws per grayordinate in the pooled null: one per block of consecutive shifts. Nearby
+#: shifts of slow atoms give nearly the same value, so a few dozen draws spread over all
+#: shifts hold most of what the shifts know about one grayordinate's tail.
+POOL_DRAWS = 25
 #: Fraction of the pooled null in the fitted tail (at least ``MIN_TAIL`` values).
 TAIL_FRACTION = 1e-3
 MIN_TAIL = 250
@@ -72,22 +76,27 @@ def leave_window_out(block_sq, total, n_total, block, halfwidth):
 
     Parameters
     ----------
-    block_sq : ndarray (..., n_blocks)
+    block_sq : ndarray (n_blocks, ...)
         Sums of squared null values over consecutive blocks of ``block`` shifts.
     total : ndarray (...)
         Sum of squares over all shifts; ``n_total`` their number.
     halfwidth : int
         Blocks ``b'`` with ``|b' - b| <= halfwidth`` are left out for block ``b``.
     """
-    nb = block_sq.shape[-1]
-    cs = np.concatenate([np.zeros(block_sq.shape[:-1] + (1,), block_sq.dtype), np.cumsum(block_sq, axis=-1)],
-                        axis=-1)
+    nb = block_sq.shape[0]
+    cs = np.empty((nb + 1,) + block_sq.shape[1:], block_sq.dtype)
+    cs[0] = 0
+    for b in range(nb):                     # (numpy's cumsum along a leading axis is slow)
+        np.add(cs[b], block_sq[b], out=cs[b + 1])
     b = np.arange(nb)
     lo = np.maximum(b - halfwidth, 0)
     hi = np.minimum(b + halfwidth + 1, nb)
-    window = cs[..., hi] - cs[..., lo]
-    n_left = n_total - block * (hi - lo)
-    return (total[..., None] - window) / n_left
+    window = cs[hi]
+    window -= cs[lo]
+    n_left = (n_total - block * (hi - lo)).reshape((nb,) + (1,) * (block_sq.ndim - 1))
+    np.subtract(total[None], window, out=window)
+    window /= n_left
+    return window
 
 
 @dataclass
@@ -101,8 +110,9 @@ class PooledTail:
 
     hist: np.ndarray          # (n_bins,) counts of all values (the last bin open-ended)
     width: float              # bin width
-    upper: np.ndarray         # sorted values >= KEEP_FROM
+    upper: np.ndarray         # sorted values >= keep_from
     n: int
+    keep_from: float = 0.0
     u: float = np.nan
     n_u: int = 0
     xi: float = 0.0
@@ -113,17 +123,17 @@ class PooledTail:
         if n_u >= 10:
             top = self.upper[self.upper.size - n_u:]
             # threshold just below the n_u largest values (midway to the next one down)
-            below = self.upper[self.upper.size - n_u - 1] if self.upper.size > n_u else KEEP_FROM
+            below = self.upper[self.upper.size - n_u - 1] if self.upper.size > n_u else self.keep_from
             self.u = float(0.5 * (top[0] + below))
             self.n_u = n_u
             self.xi, self.sigma = gpd_fit_pwm(top - self.u)
         return self
 
     def count_ge(self, w):
-        """``#{W ≥ w}`` (exact above KEEP_FROM, linear within a histogram bin below)."""
+        """``#{W ≥ w}`` (exact above ``keep_from``, linear within a histogram bin below)."""
         w = np.asarray(w, dtype=np.float64)
         out = np.empty(w.shape)
-        hi = w >= KEEP_FROM
+        hi = w >= self.keep_from
         out[hi] = self.upper.size - np.searchsorted(self.upper, w[hi], side="left")
         lo = ~hi & np.isfinite(w)
         if lo.any():
@@ -154,7 +164,8 @@ class PooledNull:
     """Accumulates standardised null values of ``n_maps`` maps over column chunks.
 
     ``w_max`` / ``n_bins`` set the histogram grid of the bulk (values beyond ``w_max`` fall
-    into the last bin; values ≥ :data:`KEEP_FROM` are also kept exactly).
+    into the last bin); values above the :data:`KEEP_QUANTILE` quantile of the first batch
+    (``keep_from``) are also kept exactly.
     """
 
     def __init__(self, n_maps, w_max=20.0, n_bins=4000):
@@ -164,33 +175,43 @@ class PooledNull:
         self.hist = np.zeros(n_maps * n_bins, np.int64)
         self.upper = [[] for _ in range(n_maps)]
         self.n = np.zeros(n_maps, np.int64)
+        self.keep_from = None
 
     def add(self, W):
-        """``W`` (c, n_maps, n_draws) standardised null values (negative values count as 0;
+        """``W`` (n_draws, n_maps, c) standardised null values (negative values count as 0;
         NaN are ignored)."""
-        c, m, nd = W.shape
+        nd, m, c = W.shape
         ok = np.isfinite(W)
-        W = np.where(ok, np.maximum(W, 0.0), 0.0)
-        idx = np.minimum((W * (1.0 / self.width)).astype(np.int64), self.n_bins - 1)
-        idx += (np.arange(m) * self.n_bins)[None, :, None]
-        self.hist += np.bincount(idx[ok], minlength=self.hist.size)
+        allok = bool(ok.all())
+        W = np.maximum(W, 0.0) if allok else np.where(ok, np.maximum(W, 0.0), 0.0)
+        idx = np.minimum(W * np.float32(1.0 / self.width), np.float32(self.n_bins - 1)).astype(np.int32)
+        idx += (np.arange(m, dtype=np.int32) * self.n_bins)[None, :, None]
+        self.hist += np.bincount(idx.ravel() if allok else idx[ok], minlength=self.hist.size)
         self.n += ok.sum(axis=(0, 2))
-        cc, kk, dd = np.nonzero(W >= KEEP_FROM)
+        if self.keep_from is None:
+            vals = W[ok] if not allok else W.ravel()
+            self.keep_from = float(np.quantile(vals, KEEP_QUANTILE)) if vals.size else 0.0
+        dd, kk, cc = np.nonzero(W >= self.keep_from)
         if kk.size:
-            vals = W[cc, kk, dd]
+            vals = W[dd, kk, cc].astype(np.float64)
             for k in np.unique(kk):
                 self.upper[k].append(vals[kk == k])
 
     def merge(self, other):
+        if other.keep_from is None:
+            return
+        keep = other.keep_from if self.keep_from is None else max(self.keep_from, other.keep_from)
         self.hist += other.hist
         self.n += other.n
         for k in range(self.n_maps):
-            self.upper[k].extend(other.upper[k])
+            self.upper[k] = [u[u >= keep] for u in self.upper[k] + other.upper[k]]
+        self.keep_from = keep
 
     def tails(self):
         out = []
         for k in range(self.n_maps):
             up = np.sort(np.concatenate(self.upper[k])) if self.upper[k] else np.zeros(0)
             out.append(PooledTail(hist=self.hist[k * self.n_bins:(k + 1) * self.n_bins].copy(), width=self.width,
-                                  upper=up.astype(np.float64), n=int(self.n[k])).fit())
+                                  upper=up.astype(np.float64), n=int(self.n[k]),
+                                  keep_from=np.inf if self.keep_from is None else self.keep_from).fit())
         return out
