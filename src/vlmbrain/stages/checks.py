@@ -151,6 +151,8 @@ def custom_stimulus_preflight(config: RunConfig) -> None:
 def _check_video(key, path, run, n_trs, st) -> None:
     from vlmbrain.stimulus.video import probe_video
 
+    if not Path(path).exists():
+        raise InputFileError(f"{key} = {_name(path)}: file not found")
     if Path(path).is_dir():
         raise InputFileError(f"{key} = {_name(path)} is a folder; give a video file, or the folder as frames_dir")
     info = probe_video(path)
@@ -198,6 +200,8 @@ def caption_extent(path) -> dict:
 
 
 def _check_captions(key, path, run, n_trs, end, index) -> None:
+    if not Path(path).exists():
+        raise InputFileError(f"{key} = {_name(path)}: file not found")
     if Path(path).is_dir():
         raise InputFileError(f"{key} = {_name(path)} is a folder; give a caption file (.srt, .vtt, .tsv)")
     ext = caption_extent(path)
@@ -430,12 +434,13 @@ def models_preflight(config: RunConfig) -> None:
         raise ConfigError("'models' is empty: name at least one model (see `vlmbrain models`)")
     table = list_models()
     aliases = list(table["alias"])
-    folders = Counter(model_dirname(m.name) for m in config.models)
+    folders: dict[str, int] = {}
     for i, m in enumerate(config.models):
         key = f"models.{i}"
-        if folders[model_dirname(m.name)] > 1:
-            raise ConfigError(f"{key}.name = {m.name!r} is given twice (or two names share the folder "
-                              f"{model_dirname(m.name)!r}); list every model once")
+        first = folders.setdefault(model_dirname(m.name), i)
+        if first != i:
+            raise ConfigError(f"{key}.name = {m.name!r} is given twice (models.{first} writes the same folder "
+                              f"activations/{model_dirname(m.name)}); list every model once")
         name = m.name
         row = table[table["alias"] == name]
         if len(row):
@@ -561,6 +566,8 @@ def dictionary_preflight(config: RunConfig) -> None:
     if shape is None:
         return
     T, R, longest = shape
+    if R < 2:
+        return  # the encoding's preflight says that leave-one-run-out needs 2 runs
     limit = T - longest - R
     if d.n_atoms > limit:
         fix = f"use dictionary.n_atoms <= {limit}" if limit >= 1 else "the runs are too short for any atom"
