@@ -261,6 +261,16 @@ def _thumbnail_layout(panel_w: int, panel_h: int):
     return out
 
 
+def _medial_wall(space) -> dict[str, np.ndarray]:
+    """Per hemisphere, the vertices without a grayordinate (drawn flat); kept with the space it belongs to."""
+    cached = _THUMB_CACHE.get(("wall", id(space)))
+    if cached is None or cached[0] is not space:
+        left, right = space.cortex_to_surface(np.zeros(space.n_grayordinates, dtype=np.float32))
+        cached = (space, {"left": np.isnan(left), "right": np.isnan(right)})
+        _THUMB_CACHE[("wall", id(space))] = cached
+    return cached[1]
+
+
 def surface_thumbnail(vec, space=None, *, vmax=None, cmap="RdBu_r", panel=(120, 88)) -> bytes:
     """A small PNG of a grayordinate map on both inflated hemispheres (lateral and medial views).
 
@@ -291,9 +301,7 @@ def surface_thumbnail(vec, space=None, *, vmax=None, cmap="RdBu_r", panel=(120, 
     space = _space(space)
     left, right = space.cortex_to_surface(vec)
     data = {"left": left, "right": right}
-    # vertices without a grayordinate (the medial wall) are drawn flat
-    wall = dict(zip(("left", "right"), (np.isnan(w) for w in space.cortex_to_surface(
-        np.zeros(space.n_grayordinates, dtype=np.float32)))))
+    wall = _medial_wall(space)
     finite = np.concatenate([left[np.isfinite(left)], right[np.isfinite(right)]])
     if vmax is None:
         vmax = float(np.max(np.abs(finite))) if finite.size else 1.0

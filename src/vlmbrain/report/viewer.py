@@ -38,9 +38,14 @@ NO_VALUE = -32768
 _CACHE: dict = {}
 
 
-def pack(array: np.ndarray) -> str:
-    """The bytes of a little-endian array, gzip-compressed and base64-encoded (as the page reads them)."""
-    return base64.b64encode(gzip.compress(np.ascontiguousarray(array).tobytes(), compresslevel=9, mtime=0)).decode()
+def pack(array: np.ndarray, level: int = 6) -> str:
+    """The bytes of a little-endian array, gzip-compressed and base64-encoded (as the page reads them).
+
+    Level 6 is ~10x faster than 9 on a map for 2 % more bytes; what is packed once per
+    process (meshes, plotly.js) uses 9.
+    """
+    return base64.b64encode(gzip.compress(np.ascontiguousarray(array).tobytes(), compresslevel=level,
+                                          mtime=0)).decode()
 
 
 def unpack(text: str, dtype) -> np.ndarray:
@@ -95,9 +100,9 @@ def _base_mesh() -> dict:
     cscale = float(np.abs(xyz).max()) / 32767.0
     _CACHE["mesh"] = {
         "n_left": int(coords[0].shape[0]), "n_right": int(coords[1].shape[0]),
-        "coords": pack(np.round(xyz / cscale).astype("<i2")), "coord_scale": cscale,
-        "faces_left": pack(faces[0]), "faces_right": pack(faces[1]),
-        "shade": pack(np.concatenate(shade)), "lut": _lut(),
+        "coords": pack(np.round(xyz / cscale).astype("<i2"), 9), "coord_scale": cscale,
+        "faces_left": pack(faces[0], 9), "faces_right": pack(faces[1], 9),
+        "shade": pack(np.concatenate(shade), 9), "lut": _lut(),
     }
     return _CACHE["mesh"]
 
