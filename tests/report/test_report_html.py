@@ -8,7 +8,8 @@ from vlmbrain.errors import ConfigError, InputFileError
 from vlmbrain.report import build_report, registered_sections
 from vlmbrain.report.sections import table_html
 
-ANALYSES = ["Prediction across networks", "Prediction against the noise ceiling", "Surface maps", "Network affiliation of atoms", "Atom explorer", "Redundancy",
+ANALYSES = ["Brain space and atlas", "Prediction across networks", "Prediction against the noise ceiling", "Surface maps",
+            "Maps in the native space", "Network affiliation of atoms", "Atom explorer", "Redundancy",
             "Polarity", "Cross-modal mapping", "Layer hierarchy", "Model comparison"]
 HEADINGS = ["Findings", "Models and weights", *ANALYSES, "Warnings", "Data provenance", "Parameters", "Versions"]
 

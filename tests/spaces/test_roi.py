@@ -37,6 +37,10 @@ def test_roi_columns_without_an_atlas_reach_the_report(tmp_path, rng, plant_mode
     assert len(read(out, "hierarchy")) == 2  # 1 atom x 2 signs, unaffiliated
     # the maps of array data are written as .npy and TSV
     assert (out / "encoding" / "plant-text" / "text" / "r_cv.npy").is_file()
+    # the report says which space and why there is no atlas, and draws the columns' prediction
+    page = (out / "report" / "index.html").read_text()
+    assert "No network atlas" in page and "analysis/skipped.tsv" in page
+    assert "prediction over the columns" in page
 
 
 def test_an_atlas_that_does_not_fit_fails_before_extraction(tmp_path, rng, plant_model, capsys):

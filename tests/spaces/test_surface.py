@@ -31,3 +31,5 @@ def test_gifti_fsaverage5_runs_with_an_annot_atlas(tmp_path, rng, plant_model):
     hit = np.concatenate([d.data for d in left.darrays])
     assert (hit > 0).any()
     assert len(read(out, "skipped")) == 0
+    page = (out / "report" / "index.html").read_text()
+    assert "on the fsaverage5 mesh" in page and "spin test on the fsaverage5 sphere" in page

@@ -52,6 +52,7 @@ from vlmbrain.report.sections import (  # noqa: E402, F401  isort: skip
     prediction,
     ceiling,
     surface_maps,
+    spaces,
     affiliation,
     atoms,
     redundancy,
