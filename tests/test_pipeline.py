@@ -10,7 +10,7 @@ import pytest
 
 from vlmbrain.cli import main
 from vlmbrain.config import ModelConfig, demo_config
-from vlmbrain.pipeline import STAGES, Pipeline, run_pipeline
+from vlmbrain.pipeline import Pipeline, run_pipeline, stage_names
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def test_unknown_stage():
 
     with pytest.raises(ConfigError, match="unknown stage"):
         Pipeline(demo_config(), "unused").run(["fit"])
-    assert STAGES[0] == "stimulus" and STAGES[-1] == "report"
+    assert stage_names()[0] == "stimulus" and stage_names()[-1] == "report"
 
 
 def test_custom_captions_and_group_npy_through_encoding(tmp_path, rng):
