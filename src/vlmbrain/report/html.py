@@ -7,7 +7,12 @@ HTML file with every figure embedded (inline SVG, or base64 PNG for surface maps
 external URL; figures are also saved under ``<report>/figures/`` as SVG and PNG. A section
 whose inputs are absent says "skipped" with the reason. Nothing is recomputed: the only
 arithmetic is thresholding maps at the configured q level for the branch-overlap display and
-counting grayordinates per network for its composition.
+the atom cards' maps, and counting grayordinates per network for its composition.
+
+The page opens with the findings and ends with provenance, parameters and versions. With
+``report.interactive`` (the default) every surface map can also open in the interactive
+viewer of :mod:`vlmbrain.report.viewer`; its script and data are inline, so the page still
+loads nothing from anywhere.
 """
 
 from __future__ import annotations
