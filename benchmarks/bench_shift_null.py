@@ -9,6 +9,7 @@ max |beta_null − brute-force beta| over the timed shifts on a subset of column
     python benchmarks/bench_shift_null.py            # T=3600, V=91282, K=64, 1000 shifts
     python benchmarks/bench_shift_null.py --quick    # V=5000
     python benchmarks/bench_shift_null.py --backend torch --device cuda --chunk-size 2048
+    python benchmarks/bench_shift_null.py --null earlier   # the null before the pooled tails (cost baseline)
 """
 
 import argparse
@@ -31,6 +32,9 @@ def main():
     ap.add_argument("--backend", default="numpy", choices=["numpy", "torch"])
     ap.add_argument("--device", default=None)
     ap.add_argument("--chunk-size", type=int, default=None)
+    ap.add_argument("--null", default="pooled", choices=["pooled", "earlier"],
+                    help="pooled: the default null (pooled standardised tails, shifts refitted with the run "
+                    "intercepts in place); earlier: the null before them (the cost baseline of the tail fit)")
     args = ap.parse_args()
     V = args.V or (5_000 if args.quick else 91_282)
     T, K, S = args.T, args.K, args.n_shifts
@@ -44,7 +48,8 @@ def main():
     ours = []
     for _ in range(args.repeats):
         t0 = time.perf_counter()
-        kw = dict(backend=args.backend, device=args.device)
+        kw = dict(backend=args.backend, device=args.device, pooled=args.null == "pooled",
+                  exact_nuisance=args.null == "pooled")
         if args.chunk_size:
             kw["chunk_size"] = args.chunk_size
         res = shift_null(X, Y, runs, n_shifts=S, random_state=0, n_jobs=args.n_jobs, **kw)
@@ -63,7 +68,7 @@ def main():
         B = W.T @ Yc                              # one GEMM per shift
     brute = (time.perf_counter() - t0) / args.brute_shifts * S
     cols = np.arange(0, V, max(1, V // 50))
-    chk = shift_null(X, Y[:, cols], runs, n_shifts=S, random_state=0, return_null=True)
+    chk = shift_null(X, Y[:, cols], runs, n_shifts=S, random_state=0, return_null=True, exact_nuisance=False)
     err = 0.0
     for i, s in enumerate(chk.shifts[: args.brute_shifts]):
         W = np.roll(Xc, s, axis=0) @ Ginv
@@ -73,7 +78,8 @@ def main():
     print(f"| circular-shift null, {S} shifts (multiples of {res.decimation} TRs) | T={T} V={V} K={K} |")
     print("| side | median s | runs | ratio | max abs beta diff vs refit |")
     print("|---|---|---|---|---|")
-    print(f"| vlmbrain shift_null backend={args.backend} (p_beta, p_r2, max-stat nulls) | {med:.1f} | {len(ours)} | 1.0 | {err:.1e} |")
+    print(f"| vlmbrain shift_null backend={args.backend} null={args.null} (p_beta, p_r2, max-stat nulls) "
+          f"| {med:.1f} | {len(ours)} | 1.0 | {err:.1e} |")
     print(f"| brute force, 1 GEMM per shift (betas only; {args.brute_shifts} shifts timed, x{S // args.brute_shifts} extrapolated) "
           f"| {brute:.1f} | - | {brute / med:.1f}x slower | |")
     print(f"atom 0 (planted in 10% of columns): fraction with p_beta <= .05 = "

@@ -35,7 +35,7 @@ from vlmbrain.stats import fdr_bh
 
 logger = logging.getLogger("vlmbrain")
 
-__all__ = ["EncodingResult", "NULL_MODELS", "NULL_PVALUE_METHODS", "fit_and_infer", "fdr_per_map",
+__all__ = ["EncodingResult", "NULL_MODELS", "NULL_PVALUE_METHODS", "fit_and_infer", "fdr_per_map", "fwer_pvalues",
            "parametric_pvalues", "shift_null_pvalues", "second_level"]
 
 
@@ -120,6 +120,24 @@ def shift_null_pvalues(null, null_pvalues="pooled", backend="numpy"):
     return p_beta, p_r, emp
 
 
+def fwer_pvalues(null, p_beta, p_r, null_pvalues, q=0.05):
+    """Family-wise error p-values per atom map and for the fit → ``(p_fwer_beta, p_fwer_r)``.
+
+    With pooled p-values: Bonferroni over each map's valid grayordinates (exact for independent
+    grayordinates, conservative for correlated ones). The max-statistic method ranks the
+    observed map maximum among the shifts' maxima; neighbouring shifts of slow atoms give nearly
+    the same maximum, so a few hundred shifts hold only a few dozen independent maxima, and the
+    rank among them rejects more often than α (6.9 % [4.8, 9.5] of null maps at α = 0.05,
+    ρ = 0.5, 120 shifts). It is kept for the empirical and Gaussian p-values.
+    """
+    if null_pvalues != "pooled":
+        return null.fwer_t(q)[1], null.fwer_r2(q)[1]
+    p_beta = np.asarray(p_beta, np.float64)
+    m = np.sum(np.isfinite(p_beta), axis=1, keepdims=True)
+    p_r = np.asarray(p_r, np.float64)
+    return np.minimum(1.0, p_beta * m), np.minimum(1.0, p_r * np.sum(np.isfinite(p_r)))
+
+
 def fit_and_infer(X, Y, runs, *, method="ols", n_shifts=1000, null_pvalues="pooled",
                   correction="fdr", q=0.05, chunk_size=8192, backend="numpy",
                   random_state=0, nuisance=None, overwrite_y=False) -> EncodingResult:
@@ -143,7 +161,8 @@ def fit_and_infer(X, Y, runs, *, method="ols", n_shifts=1000, null_pvalues="pool
         ``"calibrated"``) is the earlier calibration, kept as it was: the OLS null whatever
         the method, shifted atoms refitted without the nuisance.
     correction : {"fdr", "fwer"}, default="fdr"
-        FWER uses the max-statistic of the shift null (needs ``n_shifts > 0``).
+        FWER (needs ``n_shifts > 0``): Bonferroni on the pooled p-values, or the max-statistic
+        of the shift null for the empirical / Gaussian ones (:func:`fwer_pvalues`).
     q : float, default=0.05
         FDR level / FWER alpha (the q-values themselves do not depend on it).
     chunk_size : int, default=8192
@@ -210,8 +229,9 @@ def fit_and_infer(X, Y, runs, *, method="ols", n_shifts=1000, null_pvalues="pool
         if null_pvalues == "pooled":
             info["pooled_tails"] = null.describe()
         if correction == "fwer":
-            _, q_beta = null.fwer_t(q)
-            _, q_r = null.fwer_r2(q)
+            q_beta, q_r = fwer_pvalues(null, p_beta, p_r, null_pvalues, q)
+            info["fwer_method"] = ("Bonferroni over the map's grayordinates on the pooled p" if null_pvalues == "pooled"
+                                   else "max-statistic over grayordinates (Nichols & Holmes 2002)")
         if null_model != method:
             info["note"] = ("p-values from the shift null of the OLS model; coefficient maps from "
                             f"the {method} fit")

@@ -211,7 +211,9 @@ def refit_shift_null(X, Y, runs, *, method="ridge", n_shifts=1000, random_state=
     obs_r = np.empty(V)
     max_b = np.zeros((S, K))
     max_r = np.full(S, -np.inf)
-    pool_b, pool_r = PooledNull(K), PooledNull(1)
+    # the fit statistic of ridge (held-out r) is signed: one-sided, its pooled null keeps the sign
+    pool_b = PooledNull(K)
+    pool_r = PooledNull(1, w_min=-20.0, w_max=20.0, n_bins=8000) if method == "ridge" else PooledNull(1, 80.0, 8000)
     if chunk_size is None:
         chunk_size = int(np.clip(2e7 // (K * S), 64, 8192))
     designs = []

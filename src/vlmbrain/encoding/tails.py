@@ -113,6 +113,7 @@ class PooledTail:
     upper: np.ndarray         # sorted values >= keep_from
     n: int
     keep_from: float = 0.0
+    w_min: float = 0.0        # left edge of the histogram (values below count as w_min)
     u: float = np.nan
     n_u: int = 0
     xi: float = 0.0
@@ -139,7 +140,7 @@ class PooledTail:
         if lo.any():
             nb = self.hist.size
             above = np.concatenate([np.cumsum(self.hist[::-1])[::-1], [0]]).astype(np.float64)
-            pos = np.maximum(w[lo], 0.0) / self.width
+            pos = np.maximum(w[lo] - self.w_min, 0.0) / self.width
             b = np.minimum(pos.astype(np.int64), nb - 1)
             frac = pos - b
             out[lo] = above[b + 1] + self.hist[b] * (1.0 - frac)
@@ -168,9 +169,10 @@ class PooledNull:
     (``keep_from``) are also kept exactly.
     """
 
-    def __init__(self, n_maps, w_max=20.0, n_bins=4000):
+    def __init__(self, n_maps, w_max=20.0, n_bins=4000, w_min=0.0):
         self.n_maps = n_maps
-        self.width = w_max / n_bins
+        self.w_min = float(w_min)
+        self.width = (w_max - w_min) / n_bins
         self.n_bins = n_bins
         self.hist = np.zeros(n_maps * n_bins, np.int64)
         self.upper = [[] for _ in range(n_maps)]
@@ -178,13 +180,14 @@ class PooledNull:
         self.keep_from = None
 
     def add(self, W):
-        """``W`` (n_draws, n_maps, c) standardised null values (negative values count as 0;
-        NaN are ignored)."""
+        """``W`` (n_draws, n_maps, c) standardised null values (values below ``w_min`` count
+        as ``w_min``; NaN are ignored)."""
         nd, m, c = W.shape
         ok = np.isfinite(W)
         allok = bool(ok.all())
-        W = np.maximum(W, 0.0) if allok else np.where(ok, np.maximum(W, 0.0), 0.0)
-        idx = np.minimum(W * np.float32(1.0 / self.width), np.float32(self.n_bins - 1)).astype(np.int32)
+        lo = np.float32(self.w_min)
+        W = np.maximum(W, lo) if allok else np.where(ok, np.maximum(W, lo), lo)
+        idx = np.minimum((W - lo) * np.float32(1.0 / self.width), np.float32(self.n_bins - 1)).astype(np.int32)
         idx += (np.arange(m, dtype=np.int32) * self.n_bins)[None, :, None]
         self.hist += np.bincount(idx.ravel() if allok else idx[ok], minlength=self.hist.size)
         self.n += ok.sum(axis=(0, 2))
@@ -213,5 +216,6 @@ class PooledNull:
             up = np.sort(np.concatenate(self.upper[k])) if self.upper[k] else np.zeros(0)
             out.append(PooledTail(hist=self.hist[k * self.n_bins:(k + 1) * self.n_bins].copy(), width=self.width,
                                   upper=up.astype(np.float64), n=int(self.n[k]),
-                                  keep_from=np.inf if self.keep_from is None else self.keep_from).fit())
+                                  keep_from=np.inf if self.keep_from is None else self.keep_from,
+                                  w_min=self.w_min).fit())
         return out
