@@ -88,6 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true", help="print the demo's configuration")
     _add_common(p)
 
+    p = sub.add_parser("validate", help="false-positive rates and power of a configuration on phantom fMRI in its own "
+                       "brain space and design (writes <run>/validate/)")
+    p.add_argument("config", help="YAML run configuration (or a run directory holding config.yaml)")
+    p.add_argument("--out", help="run directory (default: runs/<config name>, or CONFIG when it is a run directory)")
+    p.add_argument("--n-null", type=int, default=4, help="null phantoms (default: %(default)s)")
+    p.add_argument("--snr", type=float, nargs="+", help="SNRs of the planted phantoms (default: 0.05 0.1 0.2 0.5 1)")
+    p.add_argument("--repeats", type=int, default=2, help="planted phantoms per SNR (default: %(default)s)")
+    _add_common(p)
+
     p = sub.add_parser("info", help="versions of vlmbrain and the libraries its numbers depend on")
     _add_common(p)
     return parser
@@ -196,6 +205,7 @@ def main(argv=None) -> int:
             "inspect": cmd_inspect,
             "config": cmd_config,
             "info": cmd_info,
+            "validate": lambda a: __import__("vlmbrain.validate", fromlist=["command"]).command(a),
         }[args.command](args)
     except VlmbrainError as err:
         if args.debug:
