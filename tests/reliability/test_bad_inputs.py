@@ -214,7 +214,7 @@ def video_not_a_video(s, m, mp):
         r["video"] = "m.mp4"
 
 
-@case("stimulus.runs.0.video", "lasts 3.0 s but run r1 needs frames up to 59.5 s", "shorter than the run")
+@case("stimulus.runs.0.video", "lasts 3.0 s but run r1 needs frames up to 59.5 s", "stimulus.runs.0.n_trs")
 def video_too_short(s, m, mp):
     m.write_video(s.path("m.mp4"), seconds=3.0)
     for r in runs(s):

@@ -161,11 +161,12 @@ def _check_video(key, path, run, n_trs, st) -> None:
         return
     n = st.frames_per_tr
     last = (n_trs - 1) * st.tr + (st.frame_offset * st.tr if n == 1 else (n - 0.5) / n * st.tr)
+    length = f", {key.rsplit('.', 1)[0]}.n_trs or stimulus.tr" if key.startswith("stimulus.runs.") else ""
     tolerance = 1.0  # VideoStimulus's default: frames up to 1 s past the end repeat the last one
     if last > duration + tolerance:
         raise DimensionError(
             f"{key} = {_name(path)} lasts {duration:.1f} s but run {run} needs frames up to {last:.1f} s "
-            f"({n_trs} TRs x {st.tr:g} s): the video is shorter than the run; check the file, n_trs or stimulus.tr")
+            f"({n_trs} TRs x {st.tr:g} s): the video is shorter than the run; check the file{length}")
 
 
 def _check_frames(key, path, run, n_trs, st) -> None:
@@ -573,7 +574,8 @@ def dictionary_preflight(config: RunConfig) -> None:
         fix = f"use dictionary.n_atoms <= {limit}" if limit >= 1 else "the runs are too short for any atom"
         raise ConfigError(
             f"dictionary.n_atoms = {d.n_atoms} but the encoding fits the atoms on {T} TRs ({_fmt_runs(run_lengths(config))}): "
-            f"a leave-one-run-out fit has {T - longest} TRs for {d.n_atoms} atoms + {R - 1} run intercepts; {fix}")
+            f"a leave-one-run-out fit has {T - longest} TRs for {d.n_atoms} atoms + {R - 1} run "
+            f"intercept{'s' if R != 2 else ''}; {fix}")
 
 
 def encoding_preflight(config: RunConfig) -> None:
