@@ -300,6 +300,10 @@ def _open_locked(path: Path, blocking: bool) -> tuple[int, dict] | tuple[None, d
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
         except OSError as err:
+            if err.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                # a file system without locks: only the record (a live pid on this host) guards
+                logger.info("%s: the file system offers no locks; relying on the record in the file", path)
+                return fd, _read_holder(fd)
             if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                 os.close(fd)
                 raise
