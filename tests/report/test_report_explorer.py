@@ -43,7 +43,7 @@ def write_cards(run, model="toy-clip", unit="vision", K=4, T=6):
                                  "code": -0.9}]},
             "map": {"q": 0.05, "n_positive": 10, "n_negative": 0, "mean_r": 0.3},
             "affiliations": ([{"sign": "+", "network": "Visual1", "network_id": 1, "overlap_rate": 0.4,
-                               "dice": 0.1, "p_null": 0.01, "n_overlap": 4, "n_map": 10, "affiliated": True}]
+                               "dice": None, "p_null": 0.01, "n_overlap": 4, "n_map": 10, "affiliated": True}]
                              if k == 0 else []),
             "strongest_overlaps": [{"sign": "+", "network": "Visual2", "network_id": 2, "overlap_rate": 0.1,
                                     "dice": 0.01, "p_null": 0.5, "n_overlap": 1, "n_map": 10, "affiliated": False}],
