@@ -11,7 +11,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from vlmbrain._io import save_npy, save_tsv
+from vlmbrain._io import atomic_path, save_tsv
 from vlmbrain.artifacts import read_model_json
 from vlmbrain.stages.base import Stage, Step, register_stage
 from vlmbrain.stages.extract import model_dirname
@@ -53,14 +53,18 @@ class SignalStage(Stage):
 
                 def work(mdir=mdir, branch=branch, out_dir=out_dir):
                     timeline = timeline_of(ctx)
-                    X = np.load(ctx.layout.activations(mdir, branch))
+                    # read in column chunks from the memory map and written straight into the
+                    # output file: the (T, N) array is never held twice, whatever N
+                    X = np.load(ctx.layout.activations(mdir, branch), mmap_mode="r")
                     neurons = pd.read_csv(ctx.layout.activation_neurons(mdir, branch), sep="\t")
-                    Z, kept = process_timecourses(X, timeline.runs, timeline.tr, hrf=cfg.hrf, lag=cfg.lag,
-                                                  oversampling=cfg.oversampling)
+                    with atomic_path(out_dir / "timecourses.npy", suffix=".npy") as tmp:
+                        Z, kept = process_timecourses(X, timeline.runs, timeline.tr, hrf=cfg.hrf, lag=cfg.lag,
+                                                      oversampling=cfg.oversampling, out=tmp)
+                        Z.flush()
+                        del Z, X
                     n_drop = int((~kept).sum())
                     if n_drop:
                         logger.warning("%s/%s: dropped %d of %d near-constant ANs", mdir, branch, n_drop, kept.size)
-                    save_npy(Z, out_dir / "timecourses.npy")
                     save_tsv(neurons[kept].reset_index(drop=True), out_dir / "neurons.tsv")
                     return {"n_neurons": int(kept.size), "n_dropped": n_drop}
 
