@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from vlmbrain.encoding._checks import _check_xy, _check_y_finite, _torch_module, check_runs
 from vlmbrain.encoding.statistics import Design
-from vlmbrain.encoding.tails import POOL_DRAWS, PooledNull, leave_window_out
+from vlmbrain.encoding.tails import POOL_DRAWS, PooledNull, atom_mean_spread, leave_window_out
 from vlmbrain.errors import ConfigError, DimensionError
 from vlmbrain.stats import fwer_maxstat, permutation_pvalue
 
@@ -120,12 +120,13 @@ class ShiftNullResult:
 
     @property
     def p_t_pooled(self):
-        """Two-sided p of ``|t| / rms(null t)`` against the pooled standardised null of its atom
-        map (:mod:`vlmbrain.encoding.tails`)."""
+        """Two-sided p of ``|t|`` scaled by the grayordinate's null spread (geometric mean over
+        the atoms of the null variances) against the pooled scaled null of its atom map
+        (:mod:`vlmbrain.encoding.tails`)."""
         if self.pooled_t is None:
             return None
         with np.errstate(invalid="ignore", divide="ignore"):
-            w = np.abs(self.tvalues.astype(np.float64)) / np.sqrt(self.null_z_var.astype(np.float64))
+            w = np.abs(self.tvalues.astype(np.float64)) / np.sqrt(atom_mean_spread(self.null_z_var, axis=0))
         return np.vstack([tail.sf(w[k]) for k, tail in enumerate(self.pooled_t)])
 
     @property
@@ -409,7 +410,7 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
         last block; then the same for R² without the atom axis."""
         tot = bz.sum(0) + zrem
         with np.errstate(invalid="ignore", divide="ignore"):
-            wz = (cz_abs / np.sqrt(leave_window_out(bz, tot, S, g, hb))).astype(np.float32)
+            wz = (cz_abs / np.sqrt(atom_mean_spread(leave_window_out(bz, tot, S, g, hb), axis=1))).astype(np.float32)
             rt = br.sum(0) + rrem
             wr = (cr / leave_window_out(br, rt, S, g, hb)).astype(np.float32)
         return wz, wr[:, None, :]

@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 
 from vlmbrain.encoding._checks import check_runs
 from vlmbrain.encoding.null import _choose_decimation, shift_null
-from vlmbrain.encoding.tails import POOL_DRAWS, PooledNull, leave_window_out
+from vlmbrain.encoding.tails import POOL_DRAWS, PooledNull, atom_mean_spread, leave_window_out
 from vlmbrain.errors import ConfigError
 from vlmbrain.stats import fwer_maxstat, permutation_pvalue
 
@@ -242,7 +242,7 @@ def refit_shift_null(X, Y, runs, *, method="ridge", n_shifts=1000, random_state=
             sq_r = nr_ ** 2
             tot_b, tot_r = sq_b.sum(2), sq_r.sum(1)
             with np.errstate(invalid="ignore", divide="ignore"):
-                rms_b, rms_r = np.sqrt(tot_b / S), np.sqrt(tot_r / S)
+                rms_b, rms_r = np.sqrt(atom_mean_spread(tot_b / S, axis=1)), np.sqrt(tot_r / S)
                 w_b[:, sl] = (np.abs(b0).T / rms_b).T
                 w_r[sl] = r0 / rms_r
                 obs_b[:, sl], obs_r[sl] = w_b[:, sl], w_r[sl]
@@ -254,7 +254,7 @@ def refit_shift_null(X, Y, runs, *, method="ridge", n_shifts=1000, random_state=
                     rsum = sq_r[:, :nb * g].reshape(c, nb, g).sum(-1).T
                     cb = ab[:, :, g // 2: nb * g: g].transpose(2, 1, 0)
                     cr = nr_[:, g // 2: nb * g: g].T
-                    pool_b.add(cb / np.sqrt(leave_window_out(bsum, tot_b.T, S, g, hb)))
+                    pool_b.add(cb / np.sqrt(atom_mean_spread(leave_window_out(bsum, tot_b.T, S, g, hb), axis=1)))
                     pool_r.add((cr / np.sqrt(leave_window_out(rsum, tot_r, S, g, hb)))[:, None, :])
     p = {"empirical": (p_emp, p_r_emp)}
     tails = {}
