@@ -41,7 +41,7 @@ from vlmbrain.errors import ConfigError, InputFileError, VlmbrainError
 from vlmbrain.plugins import load_plugins
 from vlmbrain.stages import STAGES, Stage, StageContext, Step
 from vlmbrain.stages.base import config_value
-from vlmbrain.stages.extract import model_dirname
+from vlmbrain.stages.model_files import model_dirname
 
 logger = logging.getLogger("vlmbrain")
 

@@ -158,9 +158,10 @@ def study(tmp_path):
 @pytest.fixture(scope="session")
 def inputs():
     """This module: the writers of small inputs, for the tests of this folder."""
-    import sys
+    import types
 
-    return sys.modules[__name__]
+    # the module's own functions: ``sys.modules["conftest"]`` may be another folder's conftest
+    return types.SimpleNamespace(**globals())
 
 
 def temporaries(folder) -> list[str]:

@@ -115,7 +115,8 @@ def make_run_dir(root, *, untrained=(), surfaces=False, K=4, seed=0, space=None)
     demo = run / "demo"
     demo.mkdir()
     pd.DataFrame({"network": ["Visual1", "Auditory", "Language"], "attribute": ["brightness", "loudness", "negation"],
-                  "planted_sign": [1, 1, -1]}).to_csv(demo / "truth.tsv", sep="\t", index=False)
+                  "planted_sign": [1, 1, -1], "n_grayordinates": [100, 100, 100],
+                  "n_responsive": [70, 70, 70]}).to_csv(demo / "truth.tsv", sep="\t", index=False)
     pd.DataFrame({"network": ["Visual1", "Auditory", "Language"], "planted_sign": [1, 1, -1],
                   "recovered_sign": [1, 1, 1], "recovered": [True, True, False],
                   "attribute": ["brightness", "loudness", "negation"],

@@ -84,7 +84,7 @@ DEMO_TABLES = {
     "recovery": "network:str planted_sign:int recovered_sign:int recovered:bool attribute:str by:str",
     "recovery_by_branch": "network:str planted_sign:int recovered_sign:int recovered:bool model:str branch:str "
                           "attribute:str atom:int atom_driver_r:float overlap_rate:float",
-    "truth": "network:str attribute:str planted_sign:int",
+    "truth": "network:str attribute:str planted_sign:int n_grayordinates:int n_responsive:int",
 }
 
 

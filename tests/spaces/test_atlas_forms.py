@@ -6,7 +6,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import volume_atlas, volume_runs
+from spaces_helpers import volume_atlas, volume_runs
 
 from vlmbrain.brain.bids import BidsRun, match_runs, parse_name, space_entities
 from vlmbrain.brain.gifti import pair_hemispheres

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from conftest import assert_planted, run, study_config, volume_atlas, volume_runs
+from spaces_helpers import assert_planted, run, study_config, volume_atlas, volume_runs
 
 SPACE = "MNI152NLin2009cAsym"
 

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
-from conftest import assert_planted, phantom, read, run, study_config
+from spaces_helpers import assert_planted, phantom, read, run, study_config
 
 
 def _npy_runs(folder, rng, n_columns, plus, minus):

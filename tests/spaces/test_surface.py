@@ -6,7 +6,7 @@ import json
 
 import nibabel as nib
 import numpy as np
-from conftest import assert_planted, fsaverage5_networks, read, run, study_config, surface_runs, write_annots
+from spaces_helpers import assert_planted, fsaverage5_networks, read, run, study_config, surface_runs, write_annots
 
 
 def test_gifti_fsaverage5_runs_with_an_annot_atlas(tmp_path, rng, plant_model):

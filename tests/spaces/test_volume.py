@@ -7,7 +7,7 @@ import json
 import nibabel as nib
 import numpy as np
 import pandas as pd
-from conftest import assert_planted, read, run, study_config, volume_atlas, volume_runs
+from spaces_helpers import assert_planted, read, run, study_config, volume_atlas, volume_runs
 
 
 def test_nifti_runs_with_a_nifti_label_atlas(tmp_path, rng, plant_model):

@@ -429,7 +429,7 @@ def model_modalities(config: RunConfig, index: int) -> frozenset[str] | None:
 def models_preflight(config: RunConfig) -> None:
     """Every model resolvable, its weights on this machine, able to read the stimulus."""
     from vlmbrain.models import list_models
-    from vlmbrain.stages.extract import model_dirname
+    from vlmbrain.stages.model_files import model_dirname
 
     if not config.models:
         raise ConfigError("'models' is empty: name at least one model (see `vlmbrain models`)")
@@ -500,9 +500,9 @@ def _check_alias(key, m, family, source, available) -> None:
 
 def _check_hub(key, name, repo_id) -> None:
     from vlmbrain.models.hf import hf_cache_dir, hf_offline
-    from vlmbrain.stages.extract import _hub_snapshot
+    from vlmbrain.stages.model_files import hub_snapshot
 
-    if _hub_snapshot(repo_id) or not hf_offline():
+    if hub_snapshot(repo_id) or not hf_offline():
         return
     raise ModelNotAvailableError(
         f"{key}.name = {name!r}: the weights of {repo_id} are not in the Hugging Face cache ({hf_cache_dir()}) and "

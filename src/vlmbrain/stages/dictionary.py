@@ -14,7 +14,7 @@ import pandas as pd
 from vlmbrain._io import save_json, save_npy, save_tsv
 from vlmbrain.artifacts import Unit, read_model_json
 from vlmbrain.stages.base import Stage, StageContext, Step, register_stage
-from vlmbrain.stages.extract import model_dirname
+from vlmbrain.stages.model_files import model_dirname
 from vlmbrain.stages.stimulus import train_mask
 
 logger = logging.getLogger("vlmbrain")

@@ -14,7 +14,7 @@ import pandas as pd
 from vlmbrain._io import atomic_path, save_tsv
 from vlmbrain.artifacts import read_model_json
 from vlmbrain.stages.base import Stage, Step, register_stage
-from vlmbrain.stages.extract import model_dirname
+from vlmbrain.stages.model_files import model_dirname
 from vlmbrain.stages.stimulus import timeline_of
 
 logger = logging.getLogger("vlmbrain")
