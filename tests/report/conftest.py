@@ -145,6 +145,26 @@ def built_report(tmp_path_factory):
     """``(run_dir, html_path, html_text)`` of a report built once per session (figures='fast')."""
     from vlmbrain.report import build_report
 
+    from vlmbrain.report.sections import _registry
+
     run = make_run_dir(tmp_path_factory.mktemp("report"), untrained=("toy-meter",))
-    out = build_report(run, figures="fast")
+    recovery = _registry._SECTIONS.pop("recovery", None)   # see the fixture below
+    try:
+        out = build_report(run, figures="fast")
+    finally:
+        if recovery is not None:
+            _registry._SECTIONS["recovery"] = recovery
     return run, out, out.read_text(encoding="utf-8")
+
+
+@pytest.fixture(autouse=True)
+def _sections_as_the_report_package_registers_them():
+    """A pipeline run in the same process loads the demo plug-in, which adds its recovery section to
+    every later report; the report tests start from the report package's own sections."""
+    from vlmbrain.report.sections import _registry
+
+    saved = dict(_registry._SECTIONS)
+    _registry._SECTIONS.pop("recovery", None)
+    yield
+    _registry._SECTIONS.clear()
+    _registry._SECTIONS.update(saved)

@@ -114,13 +114,29 @@ def test_recovery_section_skips_without_its_tables(tmp_path, make_run, demo_regi
     import shutil
 
     run = make_run(tmp_path)
-    shutil.rmtree(run / "demo")
+    (run / "demo" / "recovery.tsv").unlink()
     html = build_report(run, figures="none").read_text()
     assert "Skipped: demo/recovery.tsv is not in this run directory." in html
+    # a run that is not the demo's has no such section at all
+    shutil.rmtree(run / "demo")
+    html = build_report(run, figures="none").read_text()
+    assert "Demo: planted truth vs recovered" not in html
 
 
 def test_recovery_section_is_not_registered_by_default():
-    assert "recovery" not in [s.name for s in registered_sections()]
+    """Importing the report registers no demo section; the demo plug-in does, and only for demo runs."""
+    import subprocess
+    import sys
+
+    code = ("from vlmbrain.report.sections import registered_sections; "
+            "print(sorted(s.name for s in registered_sections()))")
+    names = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "'prediction'" in names and "'recovery'" not in names
+    from vlmbrain.plugins import load_plugins
+
+    load_plugins()
+    section = {s.name: s for s in registered_sections()}.get("recovery")
+    assert section is None or section.applies is not None
 
 
 # ----------------------------------------------------------------------------- weights from model.json

@@ -204,7 +204,7 @@ def build_report(run_dir, out=None, *, figures: str | None = None, max_surface_m
     if interactive is None:
         interactive = bool(_get(cfg, "report", "interactive", default=True))
     ctx.viewer, ctx.viewer_off = _viewer(ctx, bool(interactive), figures)
-    sections = [_render_section(s, ctx) for s in registered_sections()]
+    sections = [_render_section(s, ctx) for s in registered_sections() if s.applies is None or s.applies(ctx)]
     viewer_assets = ctx.viewer.assets() if ctx.viewer is not None else ""
 
     import vlmbrain  # noqa: PLC0415

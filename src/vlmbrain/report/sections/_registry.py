@@ -41,13 +41,15 @@ class Section:
     renderer: Renderer
     order: float
     title: str | None
+    #: ``applies(ctx) -> bool``: False leaves the section out of this run's page (None: always shown)
+    applies: Callable[["ReportContext"], bool] | None = None
 
 
 _SECTIONS: dict[str, Section] = {}
 
 
 def register_section(name: str, renderer: Renderer, *, order: float, title: str | None,
-                     replace: bool = False) -> Section:
+                     replace: bool = False, applies: Callable[["ReportContext"], bool] | None = None) -> Section:
     """Add a section to every report built from now on.
 
     Parameters
@@ -67,6 +69,9 @@ def register_section(name: str, renderer: Renderer, *, order: float, title: str 
         bare, without heading, frame or navigation entry.
     replace : bool, default=False
         Replace a section already registered under ``name``; otherwise that is an error.
+    applies : callable, optional
+        ``applies(ctx) -> bool``: whether the section belongs on this run's page at all (a
+        plug-in's section on runs that are not the plug-in's); default: every page.
 
     Returns
     -------
@@ -86,7 +91,7 @@ def register_section(name: str, renderer: Renderer, *, order: float, title: str 
         raise TypeError(f"section {name!r}: renderer must be callable, got {type(renderer).__name__}")
     if name in _SECTIONS and not replace:
         raise ValueError(f"section {name!r} is already registered; pass replace=True to replace it")
-    section = Section(name, renderer, float(order), None if title is None else str(title))
+    section = Section(name, renderer, float(order), None if title is None else str(title), applies)
     _SECTIONS[name] = section
     return section
 

@@ -63,4 +63,5 @@ render_recovery = make_recovery_renderer()
 
 def register_recovery_section(*, order: float = ORDER, title: str = TITLE, replace: bool = True) -> Section:
     """Add the planted-vs-recovered section to every report built from now on."""
-    return register_section(NAME, render_recovery, order=order, title=title, replace=replace)
+    return register_section(NAME, render_recovery, order=order, title=title, replace=replace,
+                            applies=lambda ctx: (ctx.layout.root / "demo").is_dir())
