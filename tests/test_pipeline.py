@@ -62,7 +62,7 @@ def test_rerun_recomputes_nothing(demo_run, capsys):
     assert code == 0
     assert "nothing recomputed" in err
     assert "running" not in err
-    assert second < first
+    assert second < first and second < 10   # the finished demo: every step skipped in seconds
 
 
 def test_failed_stage_resumes_where_it_stopped(tmp_path, monkeypatch):
