@@ -129,9 +129,10 @@ def save_figure(fig, out_dir, name: str, dpi: int = 150, tight: bool = True):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     svg, png = out_dir / f"{name}.svg", out_dir / f"{name}.png"
-    with mpl.rc_context({"svg.fonttype": "none"}):
+    # a fixed hash salt (SVG element ids) and no creation date: the same figure gives the same bytes
+    with mpl.rc_context({"svg.fonttype": "none", "svg.hashsalt": "vlmbrain"}):
         bbox = "tight" if tight else None
-        fig.savefig(svg, bbox_inches=bbox, dpi=dpi)
+        fig.savefig(svg, bbox_inches=bbox, dpi=dpi, metadata={"Date": None})
         fig.savefig(png, bbox_inches=bbox, dpi=dpi)
     return svg, png
 

@@ -18,6 +18,7 @@ loads nothing from anywhere.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import logging
 import platform
 from pathlib import Path
@@ -87,6 +88,14 @@ def _environment():
     return jinja2.Environment(loader=jinja2.PackageLoader("vlmbrain.report", "templates"),
                               autoescape=jinja2.select_autoescape(["html", "j2"]),
                               undefined=jinja2.StrictUndefined)
+
+
+def _generation_date() -> str:
+    """When the report was written; ``SOURCE_DATE_EPOCH`` (reproducible builds) fixes it."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    when = (_dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc) if epoch and epoch.strip().isdigit()
+            else _dt.datetime.now(_dt.timezone.utc))
+    return when.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _render_section(section, ctx: ReportContext) -> dict:
@@ -212,7 +221,7 @@ def build_report(run_dir, out=None, *, figures: str | None = None, max_surface_m
     html = ctx.env.get_template("report.html.j2").render(
         title=f"vlmbrain report — {run_dir.name}",
         run_dir=str(run_dir.resolve()),
-        date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        date=_generation_date(),
         own_version=getattr(vlmbrain, "__version__", "unknown"),
         python=platform.python_version(),
         sections=sections,
