@@ -10,18 +10,21 @@ same objective as scikit-learn's ``DictionaryLearning`` on ``X.T`` (samples = AN
 
 Solver (pure functions under the estimator):
 
-* :func:`sparse_encode_gram` — the lasso for *all* columns at once by cyclic
-  coordinate descent in Gram form: only ``G = DᵀD`` (K × K) and ``B = DᵀX`` (K × n) are
-  needed, each coordinate update is one vectorised rank-1 update over all columns.
-* :func:`update_dictionary` — block-coordinate descent on the atoms from the
-  sufficient statistics ``AAᵀ`` (K × K) and ``XAᵀ`` (T × K) (Mairal et al. 2010), with
-  projection onto the unit ball and re-seeding of unused atoms.
-* :func:`sparse_encode_fista` — approximate batch lasso (one GEMM per iteration) for the
-  online phase.
-* :class:`TemporalDictionary` — online mini-batch epochs (shuffled batches, FISTA codes,
-  decayed sufficient statistics as in Mairal et al. 2010 / scikit-learn) followed by
-  full-batch alternating refinement (exact CD codes) until the objective stops decreasing.
+* :func:`sparse_encode_active_set` — the exact lasso for *all* columns at once by a batched
+  primal active-set method (one ``G @ A`` GEMM and one batched small solve per step, with
+  ``G = DᵀD`` (K × K) and ``B = DᵀX`` (K × n)); warm-started from nearby codes it needs one
+  or two steps. Real model activations give strongly correlated atoms, on which coordinate
+  descent (:func:`sparse_encode_gram`, kept as a reference solver) needs hundreds of sweeps.
+* :func:`update_dictionary` — block-coordinate descent on the atoms from the sufficient
+  statistics ``AAᵀ`` (K × K) and ``XAᵀ`` (T × K) (Mairal et al. 2010), with projection onto
+  the unit ball and re-seeding of unused atoms.
+* :class:`TemporalDictionary` — online mini-batch epochs (shuffled batches, warm-started
+  active-set codes, sufficient statistics over about the last two epochs, as in Mairal et
+  al. 2010 / SPAMS), then full-batch alternating refinement with extrapolated (momentum)
+  atoms and a monotone fallback, then exact codes for the final atoms.
 * :func:`atom_stability` — Hungarian matching of atoms across seeds on |correlation|.
+* :func:`atom_collinearity` — variance inflation factors and condition number of the atoms
+  as encoding regressors.
 """
 
 from __future__ import annotations
@@ -34,14 +37,14 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.extmath import randomized_svd
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
-from threadpoolctl import ThreadpoolController
 
 from vlmbrain.errors import ConfigError, DimensionError
 
 logger = logging.getLogger("vlmbrain")
 
-__all__ = ["TemporalDictionary", "sparse_encode_gram", "update_dictionary", "objective",
-           "prepare_columns", "atom_stability", "match_atoms", "AtomStability"]
+__all__ = ["TemporalDictionary", "sparse_encode_active_set", "sparse_encode_gram", "update_dictionary",
+           "objective", "prepare_columns", "atom_stability", "match_atoms", "AtomStability",
+           "atom_collinearity", "VIF_WARN", "CONDITION_WARN"]
 
 
 def prepare_columns(X):
@@ -149,31 +152,122 @@ def sparse_encode_gram(G, B, alpha, A0=None, max_iter=200, tol=1e-6):
     return A, it
 
 
-def sparse_encode_fista(G, B, alpha, A0=None, n_iter=50):
-    """Approximate lasso codes for a mini-batch by accelerated proximal gradient (FISTA).
+def sparse_encode_active_set(G, B, alpha, A0=None, max_iter=None, tol=1e-9, eager=False):
+    """Exact lasso codes for many columns by a batched primal active-set method.
 
-    Same problem as :func:`sparse_encode_gram`; every iteration is one ``G @ A`` GEMM and a
-    soft threshold, so small batches cost no Python loop over atoms. Used for the online
-    phase, where exact codes are not needed (the refinement uses coordinate descent).
+    Minimises ``½‖x − D a‖² + alpha ‖a‖₁`` for every column, given ``G = DᵀD`` and
+    ``B = DᵀX``. Each column keeps a support ``S`` and signs ``θ``; one step, for all columns
+    at once:
+
+    1. a column whose current point is optimal on its face (``a_S`` minimises the quadratic
+       with the signs fixed) adds the inactive atom with the largest ``|∇_k|``, if it exceeds
+       ``alpha`` (else the column is done: the lasso's optimality conditions hold);
+    2. the face's minimiser ``z = G_SS⁻¹ (B_S − alpha θ)`` is computed by one batched solve
+       (supports padded to the largest one with identity rows);
+    3. the point moves from ``a`` towards ``z`` until the first coefficient would change sign;
+       that coefficient leaves the support.
+
+    On its face the objective is the convex quadratic with fixed signs, so every step lowers
+    it; a newly added atom starts with the right sign (its gradient exceeds ``alpha``), so no
+    step is empty, and the method ends after finitely many steps with the exact solution
+    (a homotopy/LARS relative: supports of a few atoms cost a few steps; a warm start from
+    nearby codes, as in dictionary learning, one or two). Work per step: one ``G @ A`` GEMM and
+    a batched ``|S| × |S|`` solve per column.
+
+    Parameters
+    ----------
+    G : ndarray of shape (n_atoms, n_atoms)
+    B : ndarray of shape (n_atoms, n_columns)
+    alpha : float
+    A0 : ndarray of shape (n_atoms, n_columns), default=None
+        Warm start (any codes; their signs give the first faces).
+    max_iter : int, default=None
+        Maximum steps (default ``4 × n_atoms + 20``); fewer give approximate codes that
+        still lower the objective from ``A0``.
+    tol : float, default=1e-9
+        A column is optimal when no inactive ``|∇_k|`` exceeds ``alpha × (1 + tol)``.
+    eager : bool, default=False
+        In the first step, also add the most violating atom to warm-started columns that
+        are not yet optimal on their face (the step still lowers the objective; a wrong
+        sign just drops the atom again). With a small ``max_iter`` this lets supports grow
+        while the warm start's coefficients are re-solved, for approximate codes in one step.
 
     Returns
     -------
-    A : ndarray of shape (n_atoms, n_columns)
+    A : ndarray of shape (n_atoms, n_columns), float64
+    n_steps : int
     """
     G = np.asarray(G, dtype=np.float64)
     B = np.asarray(B, dtype=np.float64)
-    L = max(float(np.linalg.eigvalsh(G)[-1]), 1e-12)
-    A = np.zeros_like(B) if A0 is None else np.array(A0, dtype=np.float64)
-    Z = A.copy()
-    t = 1.0
-    thr = alpha / L
-    for _ in range(int(n_iter)):
-        U = Z - (G @ Z - B) / L
-        A_new = U - np.clip(U, -thr, thr)
-        t_new = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
-        Z = A_new + ((t - 1.0) / t_new) * (A_new - A)
-        A, t = A_new, t_new
-    return A
+    K, n = B.shape
+    A = np.zeros((K, n)) if A0 is None else np.array(A0, dtype=np.float64)
+    max_iter = 4 * K + 20 if max_iter is None else int(max_iter)
+    lam = float(alpha)
+    # a tiny ridge keeps G_SS solvable when two atoms coincide
+    Gj = G + np.diag(np.full(K, 1e-12 * max(float(np.trace(G)) / max(K, 1), 1e-300)))
+    # the working set: columns not yet optimal, kept compact (codes Ac, right-hand sides Bc);
+    # a column leaves it, written back to A, once the optimality conditions hold
+    cols = np.arange(n)
+    Ac, Bc = A, B
+    face = np.zeros(n, dtype=bool)             # warm-start supports are checked first
+    it = 0
+    for it in range(1, max_iter + 1):
+        grad = G @ Ac
+        grad -= Bc
+        act = Ac != 0
+        fo = face | ~act.any(axis=0)           # an empty support is optimal on its face
+        viol = np.abs(grad)
+        viol[act] = 0.0
+        kmax = viol.argmax(axis=0)
+        vmax = np.take_along_axis(viol, kmax[None], axis=0)[0]
+        done = fo & (vmax <= lam * (1.0 + tol))
+        if done.any():
+            A[:, cols[done]] = Ac[:, done]
+            keep = ~done
+            cols, Ac, Bc, grad, act, kmax, vmax, fo = (cols[keep], Ac[:, keep], Bc[:, keep], grad[:, keep],
+                                                       act[:, keep], kmax[keep], vmax[keep], fo[keep])
+            if cols.size == 0:
+                break
+        nc = cols.size
+        ar = np.arange(nc)
+        theta = np.sign(Ac)
+        if eager and it == 1:
+            fo = fo | (vmax > lam * (1.0 + tol))
+        ja = np.flatnonzero(fo)
+        act[kmax[ja], ja] = True
+        theta[kmax[ja], ja] = -np.sign(grad[kmax[ja], ja])
+        # each column's atoms in order, padded to the largest support with distinct dummy
+        # atoms K, K+1, ... whose Gram block is the identity (their right-hand side is 0)
+        cj, kk = np.nonzero(act.T)
+        size = np.bincount(cj, minlength=nc)
+        m = int(size.max())
+        first = np.cumsum(size) - size
+        idx = np.broadcast_to(K + np.arange(m), (nc, m)).copy()
+        idx[cj, np.arange(cj.size) - first[cj]] = kk
+        pad = idx >= K
+        Gx = np.zeros((K + m, K + m))
+        Gx[:K, :K] = Gj
+        Gx[np.arange(K, K + m), np.arange(K, K + m)] = 1.0
+        Gs = Gx[idx[:, :, None], idx[:, None, :]]                      # (nc, m, m)
+        real_idx = np.minimum(idx, K - 1)
+        a = np.where(pad, 0.0, Ac[real_idx, ar[:, None]])
+        th = np.where(pad, 0.0, theta[real_idx, ar[:, None]])
+        rhs = np.where(pad, 0.0, Bc[real_idx, ar[:, None]] - lam * th)
+        z = np.linalg.solve(Gs, rhs[..., None])[..., 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tk = np.where(z * th < 0, a / (a - z), np.inf)            # where a coefficient reaches 0
+        kmin = tk.argmin(axis=1)
+        tstar = np.minimum(tk[ar, kmin], 1.0)
+        new = a + tstar[:, None] * (z - a)
+        hit = tstar < 1.0
+        new[np.flatnonzero(hit), kmin[hit]] = 0.0
+        Ax = np.zeros((K + m, nc))
+        Ax[idx, ar[:, None]] = new
+        Ac = Ax[:K]
+        face = ~hit
+    else:
+        A[:, cols] = Ac                        # step budget spent: approximate codes
+    return A, it
 
 
 def update_dictionary(D, AAt, XAt, n_passes=1, rng=None, X=None):
@@ -248,32 +342,44 @@ class TemporalDictionary(BaseEstimator):
         Online mini-batch passes over the shuffled columns (0 = skip the online phase).
     max_iter : int, default=30
         Maximum full-batch refinement iterations (codes for all columns, then atoms).
-    tol : float, default=1e-3
+    tol : float, default=3e-4
         Refinement stops when the relative objective decrease of one iteration is below
-        ``tol`` (1e-4 or smaller: a further ~0.5 % lower objective for ~3x the time).
+        ``tol`` (the knee of the measured objective-vs-time curve on real model
+        activations: 1e-3 stops ~0.1–0.3 % higher for about half the time, 1e-4 gains
+        < 0.1 % for about twice the time; benchmarks/RESULTS.md).
     normalize : bool, default=True
         Centre each column of X and scale it to unit ℓ2 norm inside ``fit`` (METHOD.md
         §3); constant columns raise. ``False``: X is used as given.
-    lasso_max_iter : int, default=100
-        Coordinate-descent sweeps per lasso solve.
-    fista_iter : int, default=50
-        FISTA iterations per mini-batch lasso in the online phase (warm-started).
+    lasso_max_iter : int, default=3
+        Active-set steps per lasso solve while learning (warm-started from the previous
+        codes, so a few steps follow the moving atoms); the codes returned are solved to
+        optimality for the final atoms whatever this value.
     dict_passes : int, default=3
         Block-coordinate passes over the atoms per refinement iteration (cheap: they use
         only ``AAᵀ`` and ``XAᵀ``).
+    momentum : float, default=0.9
+        Extrapolation of the atoms between refinement iterations,
+        ``D ← D_new + momentum (D_new − D_old)`` (projected onto the unit ball); an iteration
+        whose objective would rise falls back to the plain update, so the objective never
+        increases. 0 = plain alternating minimisation.
+    init : {"svd", "columns"}, default="svd"
+        Initial atoms: the leading left singular vectors of X (randomised SVD on at most
+        8,192 columns), or K distinct random (normalised) columns of X.
     random_state : int, RandomState or None, default=None
-        Seeds the initialisation (randomized SVD) and the batch order.
+        Seeds the initialisation and the batch order.
 
     Attributes
     ----------
     atoms_ : ndarray of shape (n_timepoints, n_atoms), float32
         Unit-norm (≤ 1) temporal atoms D.
     codes_ : ndarray of shape (n_atoms, n_neurons), float32
-        Signed sparse codes A of the training columns.
+        Signed sparse codes A of the training columns: the exact lasso solution for
+        ``atoms_``.
     objective_ : float
         Final ``½‖X − DA‖²_F + λ‖A‖₁`` (on the normalised X).
     objective_history_ : list of float
-        Objective after the online phase and after every refinement iteration.
+        Objective after the online phase and after every refinement iteration (non-increasing;
+        the last entry is ``objective_``).
     n_iter_ : int
         Online epochs + refinement iterations run.
     n_reseeded_ : int
@@ -281,8 +387,8 @@ class TemporalDictionary(BaseEstimator):
     """
 
     def __init__(self, n_atoms=64, alpha=0.1, *, batch_size=256, n_epochs=2, max_iter=30,
-                 tol=1e-3, normalize=True, lasso_max_iter=100, fista_iter=50, dict_passes=3,
-                 random_state=None):
+                 tol=3e-4, normalize=True, lasso_max_iter=3, dict_passes=3, momentum=0.9,
+                 init="svd", random_state=None):
         self.n_atoms = n_atoms
         self.alpha = alpha
         self.batch_size = batch_size
@@ -292,20 +398,25 @@ class TemporalDictionary(BaseEstimator):
         self.normalize = normalize
         self.lasso_max_iter = lasso_max_iter
         self.dict_passes = dict_passes
-        self.fista_iter = fista_iter
+        self.momentum = momentum
+        self.init = init
         self.random_state = random_state
 
     def _check_params(self):
-        for name in ("n_atoms", "batch_size"):
+        for name in ("n_atoms", "batch_size", "lasso_max_iter"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < 1:
                 raise ConfigError(f"TemporalDictionary: {name}={v!r} must be a positive int.")
-        for name in ("n_epochs", "max_iter"):
+        for name in ("n_epochs", "max_iter", "dict_passes"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < 0:
                 raise ConfigError(f"TemporalDictionary: {name}={v!r} must be an int >= 0.")
         if not (isinstance(self.alpha, (int, float, np.floating)) and self.alpha >= 0):
             raise ConfigError(f"TemporalDictionary: alpha={self.alpha!r} must be a float >= 0.")
+        if not (isinstance(self.momentum, (int, float, np.floating)) and 0 <= self.momentum < 1):
+            raise ConfigError(f"TemporalDictionary: momentum={self.momentum!r} must be in [0, 1).")
+        if self.init not in ("columns", "svd"):
+            raise ConfigError(f"TemporalDictionary: init={self.init!r} must be 'columns' or 'svd'.")
 
     def _prep(self, X, reset=None):
         if reset is None:
@@ -323,6 +434,13 @@ class TemporalDictionary(BaseEstimator):
     def fit(self, X, y=None):
         """Learn atoms and codes.
 
+        Three phases: (1) online mini-batch epochs — codes of a batch by a few warm-started
+        active-set steps, running sufficient statistics ``AAᵀ``, ``XAᵀ`` over the last epoch's
+        batches, one block-coordinate pass over the atoms per batch; (2) full-batch refinement
+        — codes of all columns (warm-started active set), block-coordinate atom update, and
+        an extrapolation of the atoms (``momentum``) that is dropped whenever it would raise
+        the objective; (3) exact lasso codes for the final atoms.
+
         Parameters
         ----------
         X : array-like of shape (n_timepoints, n_neurons)
@@ -339,63 +457,77 @@ class TemporalDictionary(BaseEstimator):
         T, N = Xn.shape
         K = int(self.n_atoms)
         lam = float(self.alpha)
+        inner = int(self.lasso_max_iter)
         rng = check_random_state(self.random_state)
         gen = np.random.default_rng(rng.randint(2**31 - 1))
         D = self._init_atoms(Xn, K, rng, gen)
         A = np.zeros((K, N))
         n_re = 0
-        # ---- online mini-batch phase (small problems: single-threaded BLAS is faster)
-        ctl = ThreadpoolController()
-        with ctl.limit(limits=1, user_api="blas"):
-            bs = min(int(self.batch_size), N)
-            AAt = np.zeros((K, K))
-            XAt = np.zeros((T, K))
-            step = 0
-            for _ in range(int(self.n_epochs)):
-                order = gen.permutation(N)
-                for b0 in range(0, N, bs):
-                    idx = order[b0:b0 + bs]
-                    Xb = Xn[:, idx]
-                    Db = D.astype(np.float32)
-                    Bb = (Db.T @ Xb).astype(np.float64)
-                    Ab = sparse_encode_fista(D.T @ D, Bb, lam, A0=A[:, idx],
-                                             n_iter=self.fista_iter)
-                    A[:, idx] = Ab
-                    # decayed sufficient statistics (scikit-learn's MiniBatchDictionaryLearning)
-                    step += 1
-                    nb = idx.size
-                    theta = nb * step if step < bs - 1 else bs**2 + step - bs
-                    beta = (theta + 1 - nb) / (theta + 1)
-                    AAt = beta * AAt + Ab @ Ab.T / nb
-                    XAt = beta * XAt + (Xb @ Ab.T.astype(np.float32)).astype(np.float64) / nb
-                    D, r = update_dictionary(D, AAt, XAt, rng=gen, X=Xn)
-                    n_re += r
-        # ---- full-batch refinement
-        xx = float(np.einsum("ij,ij->", Xn, Xn, dtype=np.float64))
         history = []
-        n_ref = 0
-        prev = np.inf
-        for it in range(int(self.max_iter) + 1):
+        xx = float(np.einsum("ij,ij->", Xn, Xn, dtype=np.float64))
+
+        def codes(D, A0, max_iter):
             G = D.T @ D
-            Bf = (D.astype(np.float32).T @ Xn).astype(np.float64)
-            with ctl.limit(limits=1, user_api="blas"):
-                A, _ = sparse_encode_gram(G, Bf, lam, A0=A, max_iter=self.lasso_max_iter)
-            obj = _objective_stats(xx, G, Bf, A, lam)
+            B = (D.astype(np.float32).T @ Xn).astype(np.float64)
+            A1, _ = sparse_encode_active_set(G, B, lam, A0=A0, max_iter=max_iter, eager=max_iter is not None)
+            return A1, _objective_stats(xx, G, B, A1, lam)
+
+        # ---- online mini-batch phase
+        bs = min(int(self.batch_size), N)
+        n_batches = -(-N // bs)
+        AAt = np.zeros((K, K))
+        XAt = np.zeros((T, K))
+        step = 0
+        for _ in range(int(self.n_epochs)):
+            order = gen.permutation(N)
+            for b0 in range(0, N, bs):
+                idx = order[b0:b0 + bs]
+                Xb = Xn[:, idx]
+                Bb = (D.astype(np.float32).T @ Xb).astype(np.float64)
+                Ab, _ = sparse_encode_active_set(D.T @ D, Bb, lam, A0=A[:, idx], max_iter=inner, eager=True)
+                A[:, idx] = Ab
+                # running means over (about) the last epoch: statistics of atoms long since
+                # changed are forgotten at the pace the atoms move
+                step += 1
+                w = 1.0 / min(step, 2 * n_batches)
+                nb = idx.size
+                AAt = (1.0 - w) * AAt + (w / nb) * (Ab @ Ab.T)
+                XAt = (1.0 - w) * XAt + (w / nb) * (Xb @ Ab.T.astype(np.float32)).astype(np.float64)
+                D, r = update_dictionary(D, AAt, XAt, rng=gen, X=Xn)
+                n_re += r
+        # ---- full-batch refinement with extrapolated atoms
+        beta = float(self.momentum)
+        prev = np.inf
+        D_base = None
+        n_ref = 0
+        for it in range(int(self.max_iter) + 1):
+            A_new, obj = codes(D, A, inner)
+            restarted = False
+            if D_base is not None and obj > prev:
+                # the extrapolation overshot: take the plain block-coordinate update instead,
+                # whose objective (from the previous codes) cannot exceed the previous one
+                D = D_base
+                A_new, obj = codes(D, A, inner)
+                restarted = True
+            A = A_new
             history.append(obj)
-            if it == int(self.max_iter) or (np.isfinite(prev) and prev - obj <= self.tol * abs(prev)):
+            if it == int(self.max_iter) or (not restarted and np.isfinite(prev)
+                                            and prev - obj <= self.tol * abs(prev)):
                 break
             prev = obj
             AAt = A @ A.T
             XAt = (Xn @ A.T.astype(np.float32)).astype(np.float64)
-            D_old = D.copy()
-            with ctl.limit(limits=1, user_api="blas"):
-                D, r = update_dictionary(D, AAt, XAt, n_passes=self.dict_passes, rng=gen, X=Xn)
+            D_base, r = update_dictionary(D.copy(), AAt, XAt, n_passes=self.dict_passes, rng=gen, X=Xn)
             n_re += r
             n_ref += 1
-            if r == 0 and np.allclose(D, D_old, atol=1e-9):
-                break
-        if len(history) > 1 and history[-1] > history[-2]:   # never return a worse iterate
-            logger.debug("TemporalDictionary: last refinement step did not decrease the objective")
+            if beta > 0 and not restarted:
+                E = D_base + beta * (D_base - D)
+                D = E / np.maximum(1.0, np.linalg.norm(E, axis=0))
+            else:
+                D = D_base
+        # ---- exact codes for the returned atoms (continues from the warm start: lower or equal)
+        A, obj = codes(D, A, None)
+        history[-1] = min(history[-1], obj)
         self.atoms_ = D.astype(np.float32)
         self.codes_ = A.astype(np.float32)
         self.objective_ = float(history[-1])
@@ -409,10 +541,18 @@ class TemporalDictionary(BaseEstimator):
 
     def _init_atoms(self, Xn, K, rng, gen):
         T, N = Xn.shape
+        if self.init == "columns":
+            # distinct data columns: sparse coding starts from actual AN time courses
+            cols = Xn[:, np.sort(gen.choice(N, min(K, N), replace=False))].astype(np.float64)
+            if K > N:
+                extra = Xn[:, gen.integers(N, size=K - N)].astype(np.float64)
+                extra += 1e-2 * gen.standard_normal(extra.shape) / np.sqrt(T)
+                cols = np.hstack([cols, extra])
+            return cols / np.maximum(np.linalg.norm(cols, axis=0), 1e-300)
         r = min(K, T, N)
         # leading left singular vectors of (a random subset of) the columns
         sub = Xn if N <= 8192 else Xn[:, np.sort(gen.choice(N, 8192, replace=False))]
-        U, S, _ = randomized_svd(np.ascontiguousarray(sub), r, n_iter=3, random_state=rng)
+        U, S, _ = randomized_svd(sub, r, n_iter=3, random_state=rng)
         D = np.empty((T, K))
         D[:, :r] = U
         if K > r:   # more atoms than the data rank: random data columns
@@ -422,7 +562,7 @@ class TemporalDictionary(BaseEstimator):
         return D
 
     def encode(self, X):
-        """Codes of new AN time courses on the learned atoms.
+        """Codes of new AN time courses on the learned atoms (exact lasso solutions).
 
         Parameters
         ----------
@@ -439,8 +579,7 @@ class TemporalDictionary(BaseEstimator):
             raise DimensionError(
                 f"X has {Xn.shape[0]} timepoints; the atoms have {self.atoms_.shape[0]}.")
         D = self.atoms_.astype(np.float64)
-        A, _ = sparse_encode_gram(D.T @ D, D.T @ Xn.astype(np.float64), float(self.alpha),
-                                  max_iter=self.lasso_max_iter)
+        A, _ = sparse_encode_active_set(D.T @ D, D.T @ Xn.astype(np.float64), float(self.alpha))
         return A.astype(np.float32)
 
 
@@ -532,3 +671,73 @@ def atom_stability(list_of_atoms):
             if i == 0:
                 per_atom += corr
     return AtomStability(pw, per_atom / (n - 1))
+
+
+# ---------------------------------------------------------------------------- collinearity
+#: An atom whose variance inflation factor exceeds this is flagged: more than 90 % of its
+#: variance is explained by the other atoms, so its β has at least 10× the variance it would
+#: have alone (the usual rule of thumb; Kutner et al., *Applied Linear Statistical Models*).
+VIF_WARN = 10.0
+#: Condition number of the z-scored atoms above which the design is flagged as strongly
+#: collinear (Belsley, Kuh & Welsch, *Regression Diagnostics*, 1980: condition indices > 30).
+CONDITION_WARN = 30.0
+
+
+def atom_collinearity(atoms) -> dict:
+    """How collinear the atoms are as regressors of the voxel-wise encoding (§4).
+
+    The atoms are z-scored over time (as the encoding uses them); for atom ``k``
+    ``VIF_k = 1 / (1 − R²_k)``, ``R²_k`` from regressing it on the others — the diagonal of
+    the inverse correlation matrix. The variance of atom ``k``'s β is ``VIF_k`` times what it
+    would be with uncorrelated atoms, so with large VIFs the per-atom maps have few
+    significant grayordinates even when the atoms together predict well.
+
+    Parameters
+    ----------
+    atoms : ndarray of shape (n_timepoints, n_atoms)
+
+    Returns
+    -------
+    dict
+        ``vif`` (list per atom; ``None`` for an atom that is constant or an exact linear
+        combination of the others), ``median_vif``, ``max_vif``, ``condition_number``
+        (largest over smallest singular value of the z-scored atoms; ``None`` if singular),
+        ``n_high_vif`` (atoms above :data:`VIF_WARN`), the two thresholds, and ``collinear``
+        (max VIF > :data:`VIF_WARN` or condition number > :data:`CONDITION_WARN`).
+    """
+    D = np.asarray(atoms, dtype=np.float64)
+    if D.ndim != 2:
+        raise DimensionError(f"atoms must be 2-D (n_timepoints, n_atoms), got shape {D.shape}")
+    T, K = D.shape
+    Z = D - D.mean(axis=0)
+    sd = np.sqrt(np.einsum("tk,tk->k", Z, Z) / max(T, 1))
+    ok = sd > 1e-12 * max(float(np.abs(D).max(initial=0.0)), 1e-300)
+    Z = Z / np.where(ok, sd, 1.0)
+    vif = np.full(K, np.inf)
+    cond = np.inf
+    if ok.all() and K > 0:
+        s = np.linalg.svd(Z, compute_uv=False)
+        cond = float(s[0] / s[-1]) if s[-1] > s[0] * 1e-13 else np.inf
+        if np.isfinite(cond):
+            R = (Z.T @ Z) / T
+            vif = np.diag(np.linalg.inv(R)).copy()
+    elif ok.any():
+        R = (Z[:, ok].T @ Z[:, ok]) / T
+        with np.errstate(all="ignore"):
+            try:
+                vif[ok] = np.diag(np.linalg.inv(R))
+            except np.linalg.LinAlgError:
+                pass
+    vif = np.where(np.isfinite(vif) & (vif > 0), np.maximum(vif, 1.0), np.inf)
+    finite = lambda v: float(v) if np.isfinite(v) else None   # noqa: E731  (JSON has no inf)
+    out = {
+        "vif": [finite(v) for v in vif],
+        "median_vif": finite(np.median(vif)) if K else None,
+        "max_vif": finite(vif.max()) if K else None,
+        "condition_number": finite(cond),
+        "n_high_vif": int((vif > VIF_WARN).sum()),
+        "vif_threshold": VIF_WARN,
+        "condition_threshold": CONDITION_WARN,
+    }
+    out["collinear"] = bool(K > 1 and ((vif > VIF_WARN).any() or not cond <= CONDITION_WARN))
+    return out

@@ -34,6 +34,10 @@ def unit_timecourses(ctx: StageContext, unit: Unit) -> np.ndarray:
     return np.concatenate([np.load(ctx.layout.timecourses(unit.model, b)) for b in unit.branches], axis=1)
 
 
+def _fmt(v) -> str:
+    return "inf" if v is None else f"{v:.3g}"
+
+
 class DictionaryStage(Stage):
     name = "dictionary"
     command = "dictionary"
@@ -48,7 +52,7 @@ class DictionaryStage(Stage):
         dictionary_preflight(config)
 
     def steps(self, ctx):
-        from vlmbrain.dictionary import TemporalDictionary, atom_stability
+        from vlmbrain.dictionary import TemporalDictionary, atom_collinearity, atom_stability
 
         cfg = ctx.config.dictionary
         seed = ctx.config.seed
@@ -78,6 +82,18 @@ class DictionaryStage(Stage):
                            "objective_history": [float(v) for v in td.objective_history_], "n_atoms": K,
                            "n_neurons": int(A.shape[1]), "n_timepoints": int(A.shape[0]), "branches": unit.branches,
                            "nonzero_codes": int(np.count_nonzero(td.codes_))}
+                # the atoms are the encoding's regressors: strongly collinear atoms leave each
+                # atom's β map with few significant grayordinates (docs/method.md §3.3)
+                col = atom_collinearity(td.atoms_)
+                summary["collinearity"] = col
+                if col["collinear"]:
+                    cn = col["condition_number"]
+                    logger.warning(
+                        "%s/%s: the %d atoms are collinear (median VIF %s, max VIF %s, %d atoms with VIF > %g; "
+                        "condition number %s, flagged above %g): per-atom encoding maps will be weak; fewer "
+                        "atoms (dictionary.n_atoms) lower the collinearity", unit.model, unit.name, K,
+                        _fmt(col["median_vif"]), _fmt(col["max_vif"]), col["n_high_vif"], col["vif_threshold"],
+                        _fmt(cn), col["condition_threshold"])
                 if cfg.stability_seeds:
                     others = [fit(seed + s + 1).atoms_ for s in range(cfg.stability_seeds)]
                     stab = atom_stability([td.atoms_, *others])
