@@ -1,6 +1,6 @@
 """Time-course processing: HRF convolution per run, per-run z-scoring, constant-column detection.
 
-METHOD.md §2: each AN series is convolved per run with the canonical double-gamma HRF
+docs/method.md §2.6: each AN series is convolved per run with the canonical double-gamma HRF
 (nilearn's SPM or Glover kernel), sampled on the TR grid, z-scored per run; near-constant
 ANs are dropped. Runs never bleed into each other.
 
@@ -305,7 +305,7 @@ def process_timecourses(
     out: str | os.PathLike | None = None,
     chunk_size: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """HRF-convolve per run, z-score per run, and drop near-constant columns (METHOD.md §2).
+    """HRF-convolve per run, z-score per run, and drop near-constant columns (docs/method.md §2.6).
 
     Streams over chunks of columns: memory beyond the output is a few float64 buffers of one
     chunk (at most ~0.4 × the output, and ≤ 4 MB each), so ``X`` may be a read-only memory map

@@ -264,3 +264,33 @@ def surface_runs(folder, rng, networks, name="sub-01_task-movie_run-{run}_hemi-{
             p.parent.mkdir(parents=True, exist_ok=True)
             paths.append(write_func_gii(p, y[:, cols], hemi, tr))
     return paths
+
+
+def _chromium_module():
+    """The explorer tests' DevTools client (tests/explorer/chromium_cdp.py), loaded by its path."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "explorer" / "chromium_cdp.py"
+    spec = importlib.util.spec_from_file_location("vlmbrain_tests_chromium_cdp", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def assert_renders_in_chromium(out) -> None:
+    """The run's report opens offline in headless Chromium: its sections are there, no console
+    error, no exception, no request beyond the file itself. Nothing is checked without Chromium."""
+    cdp = _chromium_module()
+    if cdp.CHROMIUM is None:
+        return
+    url = (out / "report" / "index.html").as_uri()
+    with cdp.Chromium(1200, 900) as b:
+        b.offline()
+        b.goto(url)
+        sections = b.eval("[...document.querySelectorAll('main > section')].map(s => s.id)")
+        errors = [t for level, t in b.console if level in ("error", "assert")] + b.exceptions
+        fetched = [u for u in b.requests if not u.startswith(("file:", "data:", "blob:", "about:"))]
+    assert "prediction" in sections and "space" in " ".join(sections), sections
+    assert errors == [], errors
+    assert fetched == [], fetched

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from spaces_helpers import assert_planted, run, study_config, volume_atlas, volume_runs
+from spaces_helpers import assert_planted, run, study_config, volume_atlas, volume_runs, assert_renders_in_chromium
 
 SPACE = "MNI152NLin2009cAsym"
 
@@ -42,6 +42,7 @@ def test_fmriprep_derivatives_two_subjects(tmp_path, rng, plant_model):
     out = tmp_path / "run"
     assert run(_config(tmp_path, root, atlas, lookup), out) == 0
     assert (out / "report" / "index.html").is_file()
+    assert_renders_in_chromium(out)
     meta = json.loads((out / "brain" / "meta.json").read_text())
     assert meta["meta"]["bids"]["subjects"] == ["01", "02"]
     assert meta["meta"]["bids"]["runs"] == ["task-movie_run-1", "task-movie_run-2"]

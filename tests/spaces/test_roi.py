@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
-from spaces_helpers import assert_planted, phantom, read, run, study_config
+from spaces_helpers import assert_planted, phantom, read, run, study_config, assert_renders_in_chromium
 
 
 def _npy_runs(folder, rng, n_columns, plus, minus):
@@ -24,6 +24,7 @@ def test_roi_columns_without_an_atlas_reach_the_report(tmp_path, rng, plant_mode
     out = tmp_path / "run"
     assert run(study_config(tmp_path, {"kind": "npy", "paths": paths}), out) == 0
     assert (out / "report" / "index.html").is_file()
+    assert_renders_in_chromium(out)
     skipped = read(out, "skipped")
     assert "affiliation" in set(skipped["analysis"]) and skipped["reason"].str.contains("487 columns").all()
     info = json.loads((out / "analysis" / "atlas.json").read_text())
@@ -66,6 +67,7 @@ def test_roi_columns_with_a_network_table(tmp_path, rng, plant_model):
     out = tmp_path / "run"
     assert run(study_config(tmp_path, {"kind": "npy", "paths": paths}, {"atlas": "rois.tsv"}), out) == 0
     assert (out / "report" / "index.html").is_file()
+    assert_renders_in_chromium(out)
     assert_planted(out, {"Language": +1, "Default": -1})
     info = json.loads((out / "analysis" / "atlas.json").read_text())
     assert info["atlas"]["form"] == "tsv" and info["null"] == "moran"

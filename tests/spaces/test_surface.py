@@ -6,7 +6,7 @@ import json
 
 import nibabel as nib
 import numpy as np
-from spaces_helpers import assert_planted, fsaverage5_networks, read, run, study_config, surface_runs, write_annots
+from spaces_helpers import assert_planted, fsaverage5_networks, read, run, study_config, surface_runs, write_annots, assert_renders_in_chromium
 
 
 def test_gifti_fsaverage5_runs_with_an_annot_atlas(tmp_path, rng, plant_model):
@@ -16,6 +16,7 @@ def test_gifti_fsaverage5_runs_with_an_annot_atlas(tmp_path, rng, plant_model):
     out = tmp_path / "run"
     assert run(study_config(tmp_path, {"kind": "gifti", "paths": paths}, {"atlas": atlas}), out) == 0
     assert (out / "report" / "index.html").is_file()
+    assert_renders_in_chromium(out)
     assert_planted(out, {"Language": +1, "Default": -1})
     info = json.loads((out / "analysis" / "atlas.json").read_text())
     assert info["space"]["kind"] == "gifti" and info["space"]["mesh"] == "fsaverage5"

@@ -7,7 +7,7 @@ import json
 import nibabel as nib
 import numpy as np
 import pandas as pd
-from spaces_helpers import assert_planted, read, run, study_config, volume_atlas, volume_runs
+from spaces_helpers import assert_planted, read, run, study_config, volume_atlas, volume_runs, assert_renders_in_chromium
 
 
 def test_nifti_runs_with_a_nifti_label_atlas(tmp_path, rng, plant_model):
@@ -18,6 +18,7 @@ def test_nifti_runs_with_a_nifti_label_atlas(tmp_path, rng, plant_model):
                        {"atlas": atlas.name, "labels": lookup.name})
     assert run(cfg, out) == 0
     assert (out / "report" / "index.html").is_file()
+    assert_renders_in_chromium(out)
     assert_planted(out, {"Language": +1, "Default": -1})
     info = json.loads((out / "analysis" / "atlas.json").read_text())
     assert info["atlas"]["form"] == "nifti" and info["null"] == "moran"

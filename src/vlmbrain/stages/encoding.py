@@ -153,6 +153,10 @@ class EncodingStage(Stage):
     reads = ("atoms", "brain", "timeline")
     writes = ("encoding maps",)
 
+    def input_files(self, config):
+        """The confound tables (one per run) enter the step keys: replacing one refits."""
+        return [Path(p) for p in config.encoding.confounds]
+
     def preflight(self, config):
         from vlmbrain.encoding.solvers import SOLVERS
         from vlmbrain.registry import one_of
@@ -199,7 +203,8 @@ class EncodingStage(Stage):
             steps.append(Step(f"encoding:{unit.model}/{unit.name}", out_dir,
                               ["beta.npy", "t.npy", "q.npy", "r_cv.npy", "q_r.npy"],
                               lambda unit=unit, out_dir=out_dir: body(ctx, unit, out_dir),
-                              after=[f"dictionary:{unit.model}/{unit.name}", "brain"]))
+                              after=[f"dictionary:{unit.model}/{unit.name}", "brain"],
+                              input_files=self.input_files(ctx.config)))
         return steps
 
 

@@ -347,7 +347,7 @@ def attach_captions(timeline, sources, rule: str = "overlap", out_of_range: str 
         starting with ``WordNet``). Runs absent from a mapping keep their captions.
     rule, out_of_range : see :func:`captions_to_trs`
     blank_rest : bool, default=True
-        Rest TRs get an empty caption (METHOD).
+        Rest TRs get an empty caption (docs/method.md §1.4).
     """
     from vlmbrain.stimulus.timeline import Timeline
 
