@@ -1,4 +1,4 @@
-"""Sparse dictionary learning of temporal atoms (METHOD.md §3).
+"""Sparse dictionary learning of temporal atoms (docs/method.md §3).
 
 Solves ::
 
@@ -348,7 +348,7 @@ class TemporalDictionary(BaseEstimator):
         activations: 1e-3 stops ~0.1–0.3 % higher for about half the time, 1e-4 gains
         < 0.1 % for about twice the time; benchmarks/RESULTS.md).
     normalize : bool, default=True
-        Centre each column of X and scale it to unit ℓ2 norm inside ``fit`` (METHOD.md
+        Centre each column of X and scale it to unit ℓ2 norm inside ``fit`` (docs/method.md
         §3); constant columns raise. ``False``: X is used as given.
     lasso_max_iter : int, default=3
         Active-set steps per lasso solve while learning (warm-started from the previous
