@@ -120,6 +120,8 @@ class Pipeline:
     progress: bool = False
     results: list[StepResult] = field(default_factory=list)
     _keys: dict = field(default_factory=dict)
+    _handler: _WarningLog | None = None
+    _warnings: list = field(default_factory=list)
 
     def __post_init__(self):
         self.run_dir = Path(self.run_dir)
@@ -149,11 +151,13 @@ class Pipeline:
                 logger.info("%-28s up to date, skipped", step.name)
                 self._keys[step.name] = key
                 self.results.append(StepResult(step.name, True, 0.0, key))
+                self._record_warnings(old.get("warnings") or [])
                 return key
         existed = directory.exists()
         directory.mkdir(parents=True, exist_ok=True)
         sidecar.unlink(missing_ok=True)
         logger.info("%-28s running", step.name)
+        n_seen = len(self._handler.messages) if self._handler is not None else 0
         t0 = time.perf_counter()
         try:
             extra = step.run() or {}
@@ -167,12 +171,14 @@ class Pipeline:
             raise RuntimeError(f"step {step.name} did not write {missing}")
         params = {k: config_value(self.config, k) for k in stage.config_keys}
         params.update(step.params)
+        raised = list(self._handler.messages[n_seen:]) if self._handler is not None else []
         save_json(
             {"step": step.name, "key": key, "params": params, "inputs": {i: self._keys.get(i) for i in step.after},
              "input_files": [str(p) for p in step.input_files], "versions": package_versions(),
-             "seconds": round(seconds, 3), **extra},
+             "seconds": round(seconds, 3), "warnings": raised, **extra},
             sidecar,
         )
+        self._record_warnings(raised)
         logger.info("%-28s done in %.1f s", step.name, seconds)
         self._keys[step.name] = key
         self.results.append(StepResult(step.name, False, seconds, key))
@@ -234,7 +240,8 @@ class Pipeline:
     def _run_locked(self, todo: list[Stage]) -> list[StepResult]:
         save_text(self.config.to_yaml(), self.run_dir / "config.yaml")
         save_json(package_versions(), self.run_dir / "versions.json")
-        handler = _WarningLog()
+        handler = self._handler = _WarningLog()
+        self._warnings = []
         logger.addHandler(handler)
         # warnings.warn goes through the vlmbrain logger for the run: printed on the terminal by
         # the CLI's handler and listed in warnings.json and the report
@@ -249,19 +256,20 @@ class Pipeline:
         finally:
             warnings.showwarning = old_show
             logger.removeHandler(handler)
-            self._save_warnings(handler.messages)
+            self._record_warnings(handler.messages)
+            self._handler = None
         return self.results
 
-    def _save_warnings(self, messages):
-        path = self.run_dir / "warnings.json"
-        old = []
-        if path.is_file():
-            try:
-                old = json.loads(path.read_text())
-            except json.JSONDecodeError:
-                old = []
-        merged = list(dict.fromkeys([*old, *messages]))
-        save_json(merged, path)
+    def _record_warnings(self, messages) -> None:
+        """``warnings.json``: the warnings of every step of this run, in step order.
+
+        Each step's sidecar keeps the warnings it raised, so a skipped step still contributes
+        its own, and a re-run lists exactly what the artifacts on disk came with (nothing
+        from an earlier run whose results were replaced). Written after every step, so the
+        report stage reads those of all earlier steps.
+        """
+        self._warnings = list(dict.fromkeys([*self._warnings, *messages]))
+        save_json(self._warnings, self.run_dir / "warnings.json")
 
 
 def _log_warning(message, category, filename, lineno, file=None, line=None):
