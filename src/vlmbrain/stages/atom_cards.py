@@ -49,15 +49,9 @@ def hrf_lag(config) -> int:
         return 0
     if sig.hrf == "lag":
         return int(sig.lag)
-    from vlmbrain.signal import hrf_kernel
+    from vlmbrain.signal import tr_kernel
 
-    # the kernel on the TR grid: sample 0, then the oversampled samples summed per TR that follows
-    k = hrf_kernel(config.stimulus.tr, model=sig.hrf, oversampling=sig.oversampling)
-    o = int(sig.oversampling)
-    n_back = -(-(k.size - 1) // o)
-    tail = np.zeros(n_back * o)
-    tail[: k.size - 1] = k[1:]
-    return int(np.argmax(np.r_[k[0], tail.reshape(n_back, o).sum(axis=1)]))
+    return int(np.argmax(tr_kernel(config.stimulus.tr, model=sig.hrf, oversampling=sig.oversampling)))
 
 
 def extremes(values: np.ndarray, k: int, *, largest: bool = True, min_separation: int = MIN_SEPARATION,
