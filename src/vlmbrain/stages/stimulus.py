@@ -10,7 +10,7 @@ from pathlib import Path
 
 from vlmbrain.config import RunConfig
 from vlmbrain.errors import ConfigError
-from vlmbrain.stages.base import Stage, StageContext, Step, register_stage
+from vlmbrain.stages.base import Stage, StageContext, Step, config_value, register_stage
 from vlmbrain.stages.sources import STIMULUS_SOURCES, Source, register_stimulus_source
 
 
@@ -66,14 +66,8 @@ class StimulusStage(Stage):
                     "has_captions": stim.has_captions}
 
         return [Step("stimulus", ctx.layout.stimulus_dir, ["timeline.tsv"], work,
-                     params={k: _value(ctx.config, k) for k in source.config_keys},
+                     params={k: config_value(ctx.config, k) for k in source.config_keys},
                      input_files=self.input_files(ctx.config))]
-
-
-def _value(config, key):
-    from vlmbrain.stages.base import config_value
-
-    return config_value(config, key)
 
 
 # ---------------------------------------------------------------------------- built-in sources
