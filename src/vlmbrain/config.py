@@ -91,6 +91,10 @@ class FmriConfig(_Section):
     scheduler: str | None = Field(
         None, description="per-subject fits: 'serial', 'processes', 'threads', 'dask-local' or a Dask 'tcp://…' address")
     n_jobs: int = Field(1, ge=1, description="workers of a local pool / local Dask cluster")
+    ceiling: Literal["auto", "repeats", "split-half", "loso", "none"] = Field(
+        "auto", description="noise ceiling of the fitted data: 'repeats' (a clip shown more than once, e.g. HCP's "
+        "test-retest montage), 'split-half' or 'loso' (leave-one-subject-out) across fmri.subjects, 'none'; "
+        "auto: split-half with two or more subjects, else repeats when a clip repeats, else none")
 
 
 class ModelConfig(_Section):
@@ -149,6 +153,9 @@ class EncodingConfig(_Section):
                                         "(e.g. trans_x, …, rot_z, csf, white_matter)")
     chunk_size: int = Field(8192, ge=1, description="grayordinates per chunk (memory knob)")
     backend: Literal["numpy", "torch"] = "numpy"
+    npy_maps: bool = Field(False, description="also write every encoding map as .npy (float32, NumPy-ready; doubles "
+                           "the maps' disk). Maps are stored once, in the brain space's own format (CIFTI .dscalar.nii, "
+                           "NIfTI .nii.gz, GIFTI .L/.R.func.gii); a space of plain columns writes .npy only")
 
     @field_validator("high_pass", mode="before")
     @classmethod

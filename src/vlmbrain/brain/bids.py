@@ -418,8 +418,11 @@ def build(config, timeline=None, progress: bool = False):
         if len(files) == 1:
             brain = load_runs(files[0], tr=tr, expected_trs=expected, run_names=run_names, mask=mask, zscore=fm.zscore)
         else:
+            from vlmbrain.brain.ceiling import subject_method
+
             brain = group_average(dict(zip(runs, files, strict=True)), tr=tr, expected_trs=expected,
-                                  run_names=run_names, mask=mask, progress=progress)
+                                  run_names=run_names, mask=mask, progress=progress,
+                                  ceiling=subject_method(fm.ceiling, len(files)))
     brain.meta["bids"] = {"root": str(_options(config).root), "space": _options(config).space,
                           "subjects": list(runs), "runs": [r.label for r in next(iter(runs.values()))]}
     return brain

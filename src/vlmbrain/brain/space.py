@@ -828,6 +828,10 @@ class BrainData:
     meta : dict
         Free-form provenance: source files, ``hrf_shifted`` (data already shifted for the
         hemodynamic lag), number of subjects averaged, etc.
+    ceiling : NoiseCeiling, optional
+        The noise ceiling estimated from the subjects of a group average
+        (:func:`vlmbrain.brain.group.group_average`); not written by :meth:`save` (the brain
+        stage writes it as ``brain/ceiling.*``).
     """
 
     data: np.ndarray
@@ -837,6 +841,7 @@ class BrainData:
     tr: float
     valid: np.ndarray
     meta: dict = field(default_factory=dict)
+    ceiling: object = None
 
     def __post_init__(self):
         self.data = np.asarray(self.data, dtype=np.float32)

@@ -41,25 +41,46 @@ def check_lengths(timeline, brain) -> None:
             raise DimensionError(f"stimulus has {nt} TRs but fMRI run {name} has {nb} TRs")
 
 
-def write_ceiling(ctx: StageContext, brain, timeline) -> None:
-    """``brain/ceiling.npy`` (+ dscalar) from a clip shown more than once, and ``ceiling.json`` saying how.
+def choose_ceiling(choice: str, brain, timeline):
+    """The noise ceiling ``fmri.ceiling`` asks for: ``(NoiseCeiling, None)`` or ``(None, reason)``.
 
-    Without a repeated clip ``ceiling.json`` says that no ceiling is available and why.
+    Subject estimators come with the group average (``brain.ceiling``); ``repeats`` is computed
+    here from the timeline's repeated clip; ``auto`` takes the subjects' ceiling when there is
+    one, else the repeated clip's.
     """
-    from vlmbrain._io import save_json, save_npy
     from vlmbrain.brain.ceiling import noise_ceiling
 
+    n_subjects = int(brain.meta.get("n_subjects", 1) or 1)
+    if choice == "none":
+        return None, "fmri.ceiling is 'none'"
+    if choice in ("split-half", "loso", "auto") and brain.ceiling is not None:
+        return brain.ceiling, None
+    if choice in ("split-half", "loso"):
+        return None, (f"fmri.ceiling = {choice!r} needs two or more subjects in fmri.subjects (the data have "
+                      f"{n_subjects})")
     nc = noise_ceiling(brain.data, timeline.table)
     if nc is None:
-        save_json({"available": False, "reason": "no clip is shown more than once in this stimulus (a noise "
-                   "ceiling needs repeated showings)"}, ctx.layout.brain_dir / "ceiling.json")
+        return None, ("no clip is shown more than once in this stimulus and the data are not a group average of "
+                      "two or more subjects (a noise ceiling needs repeated showings or several subjects)")
+    return nc, None
+
+
+def write_ceiling(ctx: StageContext, brain, timeline) -> None:
+    """``brain/ceiling.npy`` (+ dscalar) and ``ceiling.json`` saying how it was estimated (or why there is none)."""
+    from vlmbrain._io import save_json, save_npy
+
+    nc, reason = choose_ceiling(ctx.config.fmri.ceiling, brain, timeline)
+    if nc is None:
+        if ctx.config.fmri.ceiling in ("split-half", "loso", "repeats"):
+            logger.warning("no noise ceiling: %s", reason)
+        save_json({"available": False, "reason": reason}, ctx.layout.brain_dir / "ceiling.json")
         return
     ceiling = np.where(np.asarray(brain.valid), nc.ceiling, np.nan).astype(np.float32)
     save_npy(ceiling, ctx.layout.brain_dir / "ceiling.npy")
     if brain.space.kind != "array":
         brain.space.to_dscalar(ceiling, ctx.layout.brain_dir / "ceiling.dscalar.nii", names=["noise ceiling"])
     save_json(nc.info(), ctx.layout.brain_dir / "ceiling.json")
-    logger.info("noise ceiling from %d showings of %r: median %.2f", nc.n_repeats, nc.clip,
+    logger.info("noise ceiling (%s): median %.2f", nc.source,
                 float(np.nanmedian(ceiling)) if np.isfinite(ceiling).any() else float("nan"))
 
 
@@ -118,10 +139,12 @@ def build_brain(cfg, tr, timeline=None, progress=False):
 
         space = BrainSpace.hcp91k()
     if cfg.subjects:
+        from vlmbrain.brain.ceiling import subject_method
         from vlmbrain.brain.group import group_average
 
         brain = group_average(cfg.subjects, tr=tr, mask=cfg.mask, n_grayordinates=cfg.n_grayordinates,
-                              expected_trs=expected, progress=progress, run_names=run_names, space=space)
+                              expected_trs=expected, progress=progress, run_names=run_names, space=space,
+                              ceiling=subject_method(cfg.ceiling, len(cfg.subjects)))
     elif cfg.paths:
         brain = load_runs(cfg.paths, tr=tr, mask=cfg.mask, n_grayordinates=cfg.n_grayordinates,
                           expected_trs=expected, zscore=cfg.zscore, space=space, run_names=run_names)

@@ -296,6 +296,10 @@ def fmri_preflight(config: RunConfig) -> None:
     if fm.group == "per-subject" and not fm.subjects:
         raise ConfigError("fmri.group = 'per-subject' fits every subject of fmri.subjects, but the runs are given as "
                           "fmri.paths (one subject); list them under fmri.subjects, or use fmri.group: average")
+    if fm.ceiling in ("split-half", "loso") and len(fm.subjects) < 2:
+        raise ConfigError(f"fmri.ceiling = {fm.ceiling!r} estimates the noise ceiling across subjects, but "
+                          f"the data are {'one subject (fmri.paths)' if fm.paths else f'{len(fm.subjects)} subject(s)'}; give two or more subjects, or use 'repeats' "
+                          "(a repeated clip), 'auto' or 'none'")
     if kind == "nifti" and fm.mask is None:
         raise ConfigError("fmri.kind = 'nifti' needs fmri.mask (a 3-D brain mask shared by every run): without it "
                           "each run gets its own background mask and the runs' voxels differ")
