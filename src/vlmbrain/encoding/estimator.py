@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import ThreadpoolController
 
-from vlmbrain.encoding._checks import _check_xy, _resolve_backend, check_runs
+from vlmbrain.encoding._checks import _check_xy, _nonfinite_error, _resolve_backend, check_runs
 from vlmbrain.encoding.solvers import Problem, SolverResult, get_solver
 from vlmbrain.encoding.statistics import (
     Design,
@@ -206,21 +206,46 @@ class VoxelwiseEncoder(RegressorMixin, BaseEstimator):
         state = solver.prepare(problem)
         cs = int(self.chunk_size)
         ctl = ThreadpoolController()
-        # one pass over Y (row blocks of each run, read contiguously): the big GEMMs use the
-        # BLAS threads; the K x K algebra then runs per column chunk, single-threaded
-        # (multi-threaded BLAS on 64 x 64 problems is slower, badly so on a busy machine)
-        st_all = solver.design(problem, state).all_stats(Y, solver.lag, be, col_block=max(cs, 32768))
+        design = solver.design(problem, state)
         out = {}
-        for start in range(0, V, cs):
-            sl = slice(start, min(V, start + cs))
-            st = column_slice(st_all, sl)
+
+        def finish(st, sl):
+            res = solver.solve(st, problem, state)
+            if not isinstance(res, SolverResult):
+                raise TypeError(f"solver {self.method!r} returned {type(res).__name__}, expected a SolverResult")
+            return _complete(res, solver, st, problem, state)
+
+        if be is None:
+            # numpy: one pass over column chunks, each read run block by run block and solved at
+            # once, on a thread per core with single-threaded BLAS: the GEMMs, the sums of squares
+            # and the K x K algebra of every chunk all run in parallel (numpy releases the GIL)
+            # and the statistics of only a few chunks are held at a time
+            slices = [slice(a, min(V, a + cs)) for a in range(0, V, cs)]
+
+            def chunk(sl):
+                st = design.all_stats(Y[:, sl], solver.lag, None, col_block=cs)
+                return finish(column_slice(st, slice(None)), sl)
+
+            n_workers = _blas_threads(ctl)
             with ctl.limit(limits=1, user_api="blas"):
-                res = solver.solve(st, problem, state)
-                if not isinstance(res, SolverResult):
-                    raise TypeError(f"solver {self.method!r} returned {type(res).__name__}, "
-                                    "expected a SolverResult")
-                res = _complete(res, solver, st, problem, state)
-            _store(out, res, sl, V, first=start == 0, method=self.method, shape=(K, R, sl.stop - start))
+                try:
+                    for sl, res in zip(slices, _map_chunks(chunk, slices, n_workers), strict=True):
+                        _store(out, res, sl, V, first=sl.start == 0, method=self.method,
+                               shape=(K, R, sl.stop - sl.start))
+                except DimensionError:
+                    bad = np.flatnonzero(~np.all(np.isfinite(Y), axis=0))
+                    if bad.size:      # name every non-finite column, not those of one chunk
+                        raise _nonfinite_error(bad) from None
+                    raise
+        else:
+            # another backend (torch): its raw moments in one pass over Y, then the K x K
+            # algebra per column chunk, single-threaded
+            st_all = design.all_stats(Y, solver.lag, be, col_block=max(cs, 32768))
+            for start in range(0, V, cs):
+                sl = slice(start, min(V, start + cs))
+                with ctl.limit(limits=1, user_api="blas"):
+                    res = finish(column_slice(st_all, sl), sl)
+                _store(out, res, sl, V, first=start == 0, method=self.method, shape=(K, R, sl.stop - start))
         self.n_features_in_ = K
         self.n_runs_ = R
         self.n_targets_ = V
@@ -279,6 +304,33 @@ class VoxelwiseEncoder(RegressorMixin, BaseEstimator):
                     f"got shape {runs.shape}.")
             pred += icpt[runs]
         return pred[:, 0] if self._y_1d else pred
+
+
+def _blas_threads(ctl) -> int:
+    """Threads the BLAS would use (respects ``OMP_NUM_THREADS`` & co.): the number of chunk workers."""
+    counts = [int(info.get("num_threads") or 1) for info in ctl.info() if info.get("user_api") == "blas"]
+    return max(1, max(counts, default=1))
+
+
+def _map_chunks(fn, items, n_workers):
+    """``fn`` over ``items`` in order, on ``n_workers`` threads (at most two chunks ahead per worker)."""
+    if n_workers <= 1 or len(items) <= 1:
+        yield from map(fn, items)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=n_workers) as pool:
+        pending = []
+        it = iter(items)
+        for item in it:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= 2 * n_workers:
+                break
+        for item in it:
+            yield pending.pop(0).result()
+            pending.append(pool.submit(fn, item))
+        for fut in pending:
+            yield fut.result()
 
 
 def _complete(res, solver, st, problem, state):

@@ -214,24 +214,54 @@ def get_solver(name: str) -> Solver:
 
 
 # ----------------------------------------------------------------------------- OLS
-def solve_ols(st, *, dof, do_cv):
+def ols_algebra(G):
+    """The X-side algebra of :func:`solve_ols` from the per-run centred Grams ``G`` (R, K, K).
+
+    Returns ``(G_total⁻¹, [W_f])`` with ``W_f = [H_f⁻¹; S_f H_f⁻¹]`` for every held-out run
+    ``f`` (``H_f`` the other runs' Gram, ``S_fᵀS_f = G_f``): the same for every column chunk, so a
+    fit computes it once.
+    """
+    G = np.asarray(G, dtype=np.float64)
+    Gs = G.sum(0)
+    folds = []
+    if G.shape[0] >= 2:
+        for f in range(G.shape[0]):
+            Hinv = _sym_inverse(Gs - G[f])
+            folds.append(np.concatenate([Hinv, _gram_root(G[f]) @ Hinv]))
+    return _sym_inverse(Gs), folds
+
+
+def solve_ols(st, *, dof, do_cv, algebra=None):
     """OLS with one intercept per run: ``β = G⁻¹ C`` on the run-summed statistics,
     ``t = β / se`` with ``se² = diag(G⁻¹) RSS / dof``; leave-one-run-out refits use the
-    totals minus the held-out run."""
+    totals minus the held-out run.
+
+    ``algebra``: :func:`ols_algebra` of ``st.G`` when already computed (a fit's column chunks
+    share it).
+    """
     Gs, Cs, yys = st.totals()
     R = st.n_blocks
-    beta, Ginv = solve_sym(Gs, Cs)
+    Ginv, folds = algebra if algebra is not None else ols_algebra(st.G)
+    beta = Ginv @ Cs
     rss = np.maximum(yys - np.einsum("kc,kc->c", beta, Cs), 0.0)
     se = np.sqrt(np.outer(np.diag(Ginv), rss / dof))
     with np.errstate(invalid="ignore", divide="ignore"):
         t = beta / se
-    out = SolverResult(coef=beta, tvalues=t, intercepts=run_intercepts(st, beta),
-                       r2=r2_from_totals(beta, Gs, Cs, yys))
+        r2 = 1.0 - rss / yys        # = r2_from_totals: at the OLS solution βᵀGβ = βᵀC
+    out = SolverResult(coef=beta, tvalues=t, intercepts=run_intercepts(st, beta), r2=r2)
     if do_cv:
         out.cv_r, out.cv_r2 = np.empty((R, st.n_columns)), np.empty((R, st.n_columns))
+        K = Ginv.shape[0]
         for f in range(R):
-            bf, _ = solve_sym(Gs - st.G[f], Cs - st.C[f])
-            out.cv_r[f], out.cv_r2[f] = fold_r(bf, st.C[f], st.G[f], st.yy[f])
+            # β_f = H_f⁻¹C' (H_f, C' the other runs' statistics) and the held-out variance of
+            # the prediction β_fᵀG_fβ_f = ‖S_f β_f‖², both from one product W_f C'
+            P = folds[f] @ (Cs - st.C[f])
+            cov = np.einsum("kc,kc->c", P[:K], st.C[f])
+            varp = np.einsum("kc,kc->c", P[K:], P[K:])
+            yy_f = st.yy[f]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out.cv_r[f] = cov / np.sqrt(varp * yy_f)
+                out.cv_r2[f] = 1.0 - (yy_f - 2 * cov + varp) / yy_f
     return out
 
 
@@ -240,8 +270,25 @@ class OLSSolver(Solver):
 
     tvalues = True
 
+    def prepare(self, problem):
+        return {"G": problem.design.G, "algebra": ols_algebra(problem.design.G)}
+
     def solve(self, stats, problem, state):
-        return solve_ols(stats, dof=problem.dof, do_cv=problem.do_cv)
+        algebra = state["algebra"] if isinstance(state, dict) and stats.G is state.get("G") else None
+        return solve_ols(stats, dof=problem.dof, do_cv=problem.do_cv, algebra=algebra)
+
+
+def _sym_inverse(G):
+    """``G⁻¹`` of a symmetric positive (semi)definite matrix (Cholesky; pseudo-inverse if singular)."""
+    return solve_sym(G, np.eye(G.shape[0]))[1]
+
+
+def _gram_root(G):
+    """``S`` with ``SᵀS = G`` for a symmetric positive semidefinite ``G`` (eigen-decomposition)."""
+    w, V = np.linalg.eigh(G)
+    return np.sqrt(np.clip(w, 0.0, None))[:, None] * V.T
+
+
 
 
 # ---------------------------------------------------------------------------- AR(1)

@@ -1,0 +1,73 @@
+"""The encoder's column chunks: solved in parallel threads, equal to one chunk and to the explicit algebra."""
+
+import numpy as np
+import pytest
+
+from vlmbrain.encoding import VoxelwiseEncoder
+from vlmbrain.encoding.solvers import ols_algebra, solve_ols
+from vlmbrain.encoding.statistics import Design, column_slice, fold_r, solve_sym
+from vlmbrain.errors import DimensionError
+
+
+def _data(seed=0, T=240, K=6, V=900):
+    rng = np.random.default_rng(seed)
+    runs = np.repeat(np.arange(3), T // 3)
+    X = rng.standard_normal((T, K)).astype(np.float32)
+    Y = (X @ rng.standard_normal((K, V)) * 0.3 + rng.standard_normal((T, V))).astype(np.float32)
+    return X, Y, runs
+
+
+@pytest.mark.parametrize("method", ["ols", "ar1", "ridge"])
+def test_many_chunks_on_threads_equal_one_chunk(method, monkeypatch):
+    """chunk_size 128 over 900 columns (8 chunks, 2 worker threads) gives the one-chunk numbers."""
+    import vlmbrain.encoding.estimator as est
+
+    monkeypatch.setattr(est, "_blas_threads", lambda ctl: 2)
+    X, Y, runs = _data()
+    one = VoxelwiseEncoder(method, chunk_size=10_000).fit(X, Y, runs=runs)
+    many = VoxelwiseEncoder(method, chunk_size=128).fit(X, Y, runs=runs)
+    for name in ("coef_", "intercepts_", "r2_", "cv_r_", "cv_r2_"):
+        np.testing.assert_allclose(getattr(many, name), getattr(one, name), rtol=1e-5, atol=1e-6, err_msg=name)
+    if one.tvalues_ is not None:
+        np.testing.assert_allclose(many.tvalues_, one.tvalues_, rtol=1e-5, atol=1e-5)
+
+
+def test_ols_against_lstsq_with_run_intercepts():
+    X, Y, runs = _data(1)
+    enc = VoxelwiseEncoder("ols", chunk_size=100).fit(X, Y, runs=runs)
+    D = np.zeros((len(runs), 3))
+    D[np.arange(len(runs)), runs] = 1
+    B = np.linalg.lstsq(np.hstack([X.astype(float), D]), Y.astype(float), rcond=None)[0]
+    np.testing.assert_allclose(enc.coef_, B[:X.shape[1]], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(enc.intercepts_, B[X.shape[1]:], rtol=1e-4, atol=1e-5)
+
+
+def test_fold_products_equal_the_explicit_refit():
+    """β_f and β_fᵀG_fβ_f from the precomputed [H⁻¹; S H⁻¹] equal a refit on the other runs."""
+    X, Y, runs = _data(2)
+    bounds = [(0, 80), (80, 160), (160, 240)]
+    st = column_slice(Design(X.astype(np.float64), bounds).all_stats(Y, False, None), slice(None))
+    fast = solve_ols(st, dof=240 - 6 - 3, do_cv=True, algebra=ols_algebra(st.G))
+    Gs, Cs, _ = st.totals()
+    for f in range(3):
+        bf, _ = solve_sym(Gs - st.G[f], Cs - st.C[f])
+        r, r2 = fold_r(bf, st.C[f], st.G[f], st.yy[f])
+        np.testing.assert_allclose(fast.cv_r[f], r, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(fast.cv_r2[f], r2, rtol=1e-10, atol=1e-12)
+    # and by hand: held-out run 0 predicted by the OLS fit of runs 1, 2 (with their intercepts)
+    keep = runs != 0
+    D = np.zeros((keep.sum(), 2))
+    D[np.arange(keep.sum()), runs[keep] - 1] = 1
+    B = np.linalg.lstsq(np.hstack([X[keep].astype(float), D]), Y[keep].astype(float), rcond=None)[0][:6]
+    pred = X[~keep].astype(float) @ B
+    y0 = Y[~keep].astype(float)
+    r_hand = [np.corrcoef(pred[:, j], y0[:, j])[0, 1] for j in range(5)]
+    np.testing.assert_allclose(fast.cv_r[0][:5], r_hand, atol=1e-5)
+
+
+def test_non_finite_columns_in_several_chunks_are_all_named():
+    X, Y, runs = _data(3)
+    Y[5, 10] = np.nan
+    Y[7, 700] = np.inf
+    with pytest.raises(DimensionError, match=r"in 2 column\(s\) \(first: \[10, 700\]\)"):
+        VoxelwiseEncoder("ols", chunk_size=128).fit(X, Y, runs=runs)
