@@ -174,10 +174,10 @@ def captions_for_one_run_only(s, m, mp):
     del runs(s)[1]["captions"]
 
 
-@case("stimulus.runs.0.n_trs is missing", "fmri.paths[0]")
-def n_trs_without_fmri_paths(s, m, mp):
-    del runs(s)[0]["n_trs"]
-    s.cfg["fmri"] = {"kind": "npy", "subjects": [["r1.npy", "r2.npy"]]}
+@case("stimulus.runs.1.n_trs is missing", "has no run 2")
+def n_trs_without_an_fmri_run(s, m, mp):
+    del runs(s)[1]["n_trs"]
+    s.cfg["fmri"]["paths"] = s.cfg["fmri"]["paths"][:1]
 
 
 @case("stimulus.runs.0.frames_dir", "folder not found")

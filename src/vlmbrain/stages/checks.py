@@ -71,22 +71,43 @@ def _fmri_runs(config: RunConfig) -> list:
     return list(fm.subjects[0]) if fm.subjects else []
 
 
+def fmri_run_lengths(config: RunConfig) -> list[int] | None:
+    """TRs of every fMRI run (the first subject's) from the fMRI source's headers; None if unreadable."""
+    try:
+        return brain_facts(config).run_lengths
+    except (ConfigError, InputFileError, DimensionError):
+        return None
+
+
+def custom_run_lengths(config: RunConfig) -> list[int]:
+    """TRs of every custom stimulus run: its ``n_trs``, else the length of the same fMRI run."""
+    runs = config.stimulus.runs
+    fmri = fmri_run_lengths(config) if any(r.n_trs is None for r in runs) else []
+    lengths = []
+    for i, run in enumerate(runs):
+        if run.n_trs is not None:
+            lengths.append(int(run.n_trs))
+        elif fmri is not None and i < len(fmri):
+            lengths.append(int(fmri[i]))
+        else:
+            raise ConfigError(f"stimulus.runs.{i}.n_trs is missing and the fMRI (fmri.kind = {config.fmri.kind!r}) "
+                              f"{'has no run ' + str(i + 1) if fmri is not None else 'gives no run lengths'} to take "
+                              f"it from; give n_trs for run {run.name}")
+    return lengths
+
+
 def custom_stimulus_facts(config: RunConfig) -> InputFacts:
     from vlmbrain.inspect import fmri_header
 
     st = config.stimulus
     runs = st.runs
     lengths: list[int] | None = []
-    fmri = list(config.fmri.paths)
+    fmri = fmri_run_lengths(config) if any(r.n_trs is None for r in runs) else []
     for i, run in enumerate(runs):
         if run.n_trs is not None:
             lengths.append(int(run.n_trs))
-        elif i < len(fmri) and config.fmri.kind in ("npy", "cifti", "nifti"):
-            try:
-                lengths.append(int(fmri_header(fmri[i])["n_trs"]))
-            except InputFileError:
-                lengths = None
-                break
+        elif fmri is not None and i < len(fmri):
+            lengths.append(int(fmri[i]))
         else:
             lengths = None
             break
@@ -126,18 +147,7 @@ def custom_stimulus_preflight(config: RunConfig) -> None:
         missing = [r.name for r, t in zip(st.runs, text, strict=True) if not t]
         raise ConfigError(f"stimulus.runs: runs {missing} have no captions while others do; a text model would read "
                           "empty text for those whole runs: give every run a captions file, or none")
-    fmri = list(config.fmri.paths)
-    lengths = []
-    for i, run in enumerate(st.runs):
-        if run.n_trs is not None:
-            lengths.append(int(run.n_trs))
-        elif i < len(fmri):
-            from vlmbrain.inspect import fmri_header
-
-            lengths.append(int(fmri_header(fmri[i])["n_trs"]))
-        else:
-            raise ConfigError(f"stimulus.runs.{i}.n_trs is missing and there is no fmri.paths[{i}] to take it from; "
-                              f"give n_trs for run {run.name}")
+    lengths = custom_run_lengths(config)
     for i, (run, n) in enumerate(zip(st.runs, lengths, strict=True)):
         end = n * st.tr
         if run.video is not None:

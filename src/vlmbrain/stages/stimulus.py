@@ -99,7 +99,9 @@ def _hcp7t_stimulus(cfg):
                           frame_offset=cfg.frame_offset)
 
 
-def _custom_stimulus(cfg, fmri):
+def _custom_stimulus(cfg, fmri=None, lengths=None):
+    """``lengths``: TRs per run when known (:func:`vlmbrain.stages.checks.custom_run_lengths`);
+    otherwise a run without ``n_trs`` takes the length of ``fmri.paths[i]``."""
     from vlmbrain.stimulus import ArrayStimulus, Timeline
     from vlmbrain.stimulus.captions import attach_captions
     from vlmbrain.stimulus.video import VideoStimulus
@@ -107,18 +109,18 @@ def _custom_stimulus(cfg, fmri):
     if not cfg.runs:
         raise ConfigError("stimulus.kind = 'custom' needs stimulus.runs: a list of {name, n_trs, video | frames_dir, "
                           "captions}")
-    fmri_paths = list(fmri.paths) if fmri is not None else []
-    lengths = []
-    for i, run in enumerate(cfg.runs):
-        if run.n_trs is not None:
-            lengths.append(run.n_trs)
-        elif i < len(fmri_paths):
-            from vlmbrain.inspect import inspect_path
+    if lengths is None:
+        fmri_paths = list(fmri.paths) if fmri is not None else []
+        lengths = []
+        for i, run in enumerate(cfg.runs):
+            if run.n_trs is not None:
+                lengths.append(run.n_trs)
+            elif i < len(fmri_paths):
+                from vlmbrain.inspect import inspect_path
 
-            info = inspect_path(fmri_paths[i])
-            lengths.append(int(info["n_trs"]))
-        else:
-            raise ConfigError(f"stimulus.runs.{i}.n_trs is missing and there is no fmri.paths[{i}] to take it from")
+                lengths.append(int(inspect_path(fmri_paths[i])["n_trs"]))
+            else:
+                raise ConfigError(f"stimulus.runs.{i}.n_trs is missing and there is no fmri.paths[{i}] to take it from")
     names = [run.name for run in cfg.runs]
     timeline = Timeline.from_runs(lengths, cfg.tr, run_names=names, frame_offset=cfg.frame_offset)
     captions = {run.name: run.captions for run in cfg.runs if run.captions is not None}
@@ -146,12 +148,22 @@ def _hcp7t_files(config: RunConfig) -> list[Path]:
 
 
 def _custom_files(config: RunConfig) -> list[Path]:
+    """The runs' videos, frame folders and captions; the fMRI files too when a run takes its length from them."""
     files: list[Path] = []
-    for i, run in enumerate(config.stimulus.runs):
+    for run in config.stimulus.runs:
         files.extend(Path(p) for p in (run.video, run.frames_dir, run.captions) if p is not None)
-        if run.n_trs is None and i < len(config.fmri.paths):
-            files.append(Path(config.fmri.paths[i]))
+    if any(run.n_trs is None for run in config.stimulus.runs):
+        from vlmbrain.stages.sources import BRAIN_SOURCES
+
+        if config.fmri.kind in BRAIN_SOURCES:
+            files.extend(Path(p) for p in BRAIN_SOURCES.get(config.fmri.kind).input_files(config))
     return files
+
+
+def _build_custom(ctx: StageContext):
+    from vlmbrain.stages.checks import custom_run_lengths
+
+    return _custom_stimulus(ctx.config.stimulus, ctx.config.fmri, lengths=custom_run_lengths(ctx.config))
 
 
 def _hcp7t_preflight(config: RunConfig) -> None:
@@ -181,8 +193,8 @@ def _custom_facts(config: RunConfig):
 register_stimulus_source("hcp7t", Source(lambda ctx: _hcp7t_stimulus(ctx.config.stimulus), input_files=_hcp7t_files,
                                          preflight=_hcp7t_preflight, facts=_hcp7t_facts,
                                          description="the HCP 7T movies (Cutting-Edge clips) and WordNet labels"))
-register_stimulus_source("custom", Source(lambda ctx: _custom_stimulus(ctx.config.stimulus, ctx.config.fmri),
-                                          config_keys=("fmri.paths",), input_files=_custom_files,
+register_stimulus_source("custom", Source(_build_custom, config_keys=("fmri.paths",),
+                                          input_files=_custom_files,
                                           preflight=_custom_preflight, facts=_custom_facts,
                                           description="your runs: video or frame folders, caption files"))
 register_stage(StimulusStage())
