@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from vlmbrain.artifacts import read_map
 from vlmbrain.errors import ConfigError
 from vlmbrain.encoding.inference import second_level
 
@@ -59,9 +60,9 @@ def test_per_subject_pipeline_matches_a_direct_second_level(tmp_path, rng):
         Y, _ = zscore_runs(np.concatenate([np.load(p) for p in paths]), runs)
         betas.append(np.linalg.lstsq(design, Y.astype(np.float64), rcond=None)[0][:3])
     betas = np.array(betas)
-    np.testing.assert_allclose(np.load(enc / "beta.npy"), betas.mean(0), atol=2e-4)
+    np.testing.assert_allclose(read_map(enc / "beta"), betas.mean(0), atol=2e-4)
     ref = sps.ttest_1samp(betas, 0.0, axis=0)
-    np.testing.assert_allclose(np.load(enc / "t.npy"), ref.statistic, rtol=2e-3, atol=2e-3)
+    np.testing.assert_allclose(read_map(enc / "t"), ref.statistic, rtol=2e-3, atol=2e-3)
     # the subjects are resumable tasks: a second run skips them all
     done = (enc / "subjects.tsv").read_text()
     assert done.count("done") == 3

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from vlmbrain.artifacts import read_map
 from vlmbrain.cli import main
 from vlmbrain.config import ModelConfig, demo_config
 from vlmbrain.pipeline import Pipeline, run_pipeline, stage_names
@@ -121,9 +122,10 @@ def test_custom_captions_and_group_npy_through_encoding(tmp_path, rng):
     assert table["caption"].iloc[0] == "a red circle" and table["caption"].iloc[5] == words[1]
     meta = json.loads((out / "brain" / "meta.json").read_text())
     assert meta["run_names"] == ["r1", "r2"]
-    beta = np.load(out / "encoding" / "minilm" / "text" / "beta.npy")
+    enc = out / "encoding" / "minilm" / "text"
+    beta = read_map(enc / "beta")  # stored once, as the dscalar
     assert beta.shape == (4, 91282) and np.isfinite(beta).all()
-    assert nib.load(out / "encoding" / "minilm" / "text" / "beta.dscalar.nii").shape == (4, 91282)
+    assert nib.load(enc / "beta.dscalar.nii").shape == (4, 91282) and not (enc / "beta.npy").exists()
 
 
 def test_encoding_options_through_the_pipeline(tmp_path):
@@ -143,8 +145,8 @@ def test_encoding_options_through_the_pipeline(tmp_path):
         assert [r.name for r in results if not r.skipped] == ["encoding:minilm/text"]
         info = json.loads((enc / "summary.json").read_text())
         assert info["method"] == method and info["correction"] == correction
-        q = np.load(enc / "q.npy")
+        q = read_map(enc / "q")
         assert q.shape == (4, 91282) and np.nanmin(q) >= 0 and np.nanmax(q) <= 1
         if method == "ridge":
-            assert np.isfinite(np.load(enc / "alpha.npy")).all()
-            assert np.isnan(np.load(enc / "t.npy")).all()     # ridge has no t-values
+            assert np.isfinite(read_map(enc / "alpha")).all()
+            assert np.isnan(read_map(enc / "t")).all()     # ridge has no t-values

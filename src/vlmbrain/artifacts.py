@@ -19,10 +19,16 @@ The layout of a run directory::
     activations/<model>/<branch>.npy, <branch>.neurons.tsv, model.json
     signal/<model>/<branch>/timecourses.npy, neurons.tsv
     dictionary/<model>/<unit>/atoms.npy, codes.npy, neurons.tsv, summary.json
-    encoding/<model>/<unit>/<map>.npy (+ .dscalar.nii), summary.json
-    networks/<model>/<unit>/affiliation.dlabel.nii
+    encoding/<model>/<unit>/<map>.dscalar.nii | .nii.gz | .L/.R.func.gii | .npy, summary.json
+    networks/<model>/<unit>/affiliation.dlabel.nii (only for units with an affiliated atom)
     analysis/<table>.tsv
     report/index.html, report/figures/
+
+Every map is stored once, in the brain space's own format (:data:`MAP_SUFFIXES`): CIFTI
+``.dscalar.nii``, NIfTI ``.nii.gz``, GIFTI ``.L.func.gii`` / ``.R.func.gii``, and ``.npy`` only in
+a space of plain columns (``BrainSpace.kind == "array"``) or when ``encoding.npy_maps`` asks for
+a NumPy copy too. Read a map with :func:`read_map` (whichever file exists), never with
+``np.load`` on a guessed name.
 
 A *unit* is what one dictionary is learned on: a branch (``dictionary.scope: branch``) or all
 branches of a model joined by ``+`` (``scope: model``).
@@ -52,6 +58,14 @@ REPORT_HTML = "index.html"
 ATOM_MAPS = ("beta", "t", "p", "q")
 FIT_MAPS = ("r_cv", "p_r", "q_r")
 OPTIONAL_MAPS = ("r2_cv", "alpha", "p_empirical", "p_r_empirical")
+
+#: Maps with one row per atom, (K, V); every other map is one row, (V,).
+PER_ATOM_MAPS = ("beta", "t", "p", "q", "p_empirical")
+
+#: The one file a map takes in each kind of brain space (GIFTI: one file per hemisphere,
+#: ``<stem>.L.func.gii`` and ``<stem>.R.func.gii``).
+MAP_SUFFIXES = {"cifti": ".dscalar.nii", "nifti": ".nii.gz", "gifti": ".func.gii", "array": ".npy"}
+_HEMI_TAGS = {"left": "L", "right": "R"}
 
 #: What a branch needs as input (``Readout.modalities``): a cross-modal stream needs both.
 MODALITIES = ("image", "text", "image+text")
@@ -131,7 +145,8 @@ class RunLayout:
         return self.root / "encoding" / model / unit
 
     def encoding_map(self, model: str, unit: str, name: str) -> Path:
-        return self.encoding_dir(model, unit) / f"{name}.npy"
+        """The map's path *without* suffix: read it with :func:`read_map`, list its files with :func:`map_files`."""
+        return self.encoding_dir(model, unit) / name
 
     def networks_dir(self, model: str, unit: str) -> Path:
         return self.root / "networks" / model / unit
@@ -217,19 +232,28 @@ class Unit:
 class ModelInfo:
     """The content of ``activations/<model>/model.json``.
 
-    ``trained`` is what the readout says of its weights: ``True`` only for weights that were
-    trained (a checkpoint, a hub model, the bundled toy models), ``False`` for random ones.
+    ``trained`` is what the readout says of its weights (``Readout.trained``): ``True`` only for
+    weights that say so (a registry alias's known checkpoint, a hub model, the bundled toy
+    models, a trainer's output, ``model.options.trained: true``), ``False`` for random ones, and
+    ``None`` (JSON null, shown as "unknown") when nothing says either — a folder of weights is
+    never assumed trained. ``trained_evidence`` says what it was decided from.
     """
 
     name: str
     folder: str
     weights_hash: str
-    trained: bool
+    trained: bool | None
     branches: list[BranchInfo]
     site: str = "head-unit"
     pooling: str = "mean"
     description: str = ""
     family: str = ""
+    trained_evidence: str = ""
+
+    @property
+    def trained_label(self) -> str:
+        """``"trained"``, ``"UNTRAINED (random)"`` or ``"unknown"`` (nothing says whether the weights were trained)."""
+        return {True: "trained", False: "UNTRAINED (random)"}.get(self.trained, "unknown")
 
     @property
     def branch_names(self) -> list[str]:
@@ -257,11 +281,11 @@ class ModelInfo:
             info = cls(name=str(d["name"]), folder=str(d["folder"]), weights_hash=str(d["weights_hash"]),
                        trained=d["trained"], branches=branches, site=str(d.get("site", "head-unit")),
                        pooling=str(d.get("pooling", "mean")), description=str(d.get("description", "")),
-                       family=str(d.get("family", "")))
+                       family=str(d.get("family", "")), trained_evidence=str(d.get("trained_evidence") or ""))
         except (KeyError, TypeError, ValueError) as exc:
             raise InputFileError(f"{source}: not a vlmbrain model.json ({exc!r} missing or malformed)") from None
-        if not isinstance(info.trained, bool):
-            raise InputFileError(f"{source}: 'trained' must be true or false, got {info.trained!r}")
+        if info.trained is not None and not isinstance(info.trained, bool):
+            raise InputFileError(f"{source}: 'trained' must be true, false or null (unknown), got {info.trained!r}")
         for b in branches:
             if b.modality not in MODALITIES or b.stream not in STREAMS:
                 raise InputFileError(f"{source}: branch {b.name!r} has modality {b.modality!r} / stream {b.stream!r}; "
@@ -407,16 +431,173 @@ HIERARCHY = _schema(
     "depth:float", "centroid layer depth of each affiliated atom")
 
 
-# ----------------------------------------------------------------------------- encoding maps
-def read_encoding(layout: RunLayout, model: str, unit: str, names=ATOM_MAPS + FIT_MAPS,
+# ----------------------------------------------------------------------------- maps
+def _space_kind(space) -> str:
+    return space if isinstance(space, str) else str(space.kind)
+
+
+def _hemispheres(space) -> tuple[str, ...]:
+    hemis = getattr(space, "hemispheres", None)
+    if isinstance(space, dict):  # a space.json
+        hemis = space.get("hemispheres")
+    return tuple(h for h in ("left", "right") if hemis is None or h in hemis)
+
+
+def map_files(stem, space, npy: bool = False) -> list[Path]:
+    """The files of the map ``stem`` (a path without suffix) in ``space``.
+
+    ``space`` is a :class:`~vlmbrain.brain.space.BrainSpace`, the content of its ``space.json``,
+    or a kind (``"cifti"``, ``"nifti"``, ``"gifti"``, ``"array"``; a GIFTI kind alone means
+    both hemispheres). ``npy=True`` adds the ``.npy`` copy ``encoding.npy_maps`` asks for.
+    """
+    stem = Path(stem)
+    kind = space.get("kind") if isinstance(space, dict) else _space_kind(space)
+    if kind not in MAP_SUFFIXES:
+        raise ValueError(f"unknown brain space kind {kind!r}; expected one of {sorted(MAP_SUFFIXES)}")
+    if kind == "gifti":
+        files = [stem.with_name(f"{stem.name}.{_HEMI_TAGS[h]}.func.gii") for h in _hemispheres(space)]
+    else:
+        files = [stem.with_name(stem.name + MAP_SUFFIXES[kind])]
+    if npy and kind != "array":
+        files.append(stem.with_name(stem.name + ".npy"))
+    return files
+
+
+def write_map(space, data, stem, names=None, npy: bool = False) -> list[Path]:
+    """Write one map in the brain space's own format (its one copy); returns the files written.
+
+    Parameters
+    ----------
+    space : BrainSpace
+    data : ndarray of shape (V,) or (k, V)
+    stem : path without suffix (e.g. ``layout.encoding_map(model, unit, "beta")``)
+    names : list of str, optional
+        Map names inside the file (CIFTI scalar axis, GIFTI ``Name``); one per row.
+    npy : bool, default=False
+        Also write ``<stem>.npy`` (``encoding.npy_maps``); an array space writes only ``.npy``.
+    """
+    from vlmbrain._io import save_npy
+
+    stem = Path(stem)
+    kind = _space_kind(space)
+    arr = np.asarray(data, dtype=np.float32)
+    written = []
+    if kind == "cifti":
+        written.append(space.to_dscalar(arr, stem.with_name(stem.name + ".dscalar.nii"), names=names))
+    elif kind == "nifti":
+        path = stem.with_name(stem.name + ".nii.gz")
+        space.to_nifti(arr, path)
+        written.append(path)
+    elif kind == "gifti":
+        written += space.to_gifti(arr, stem.with_name(stem.name + ".func.gii"), names=names)
+    elif kind != "array":
+        raise ValueError(f"unknown brain space kind {kind!r}; expected one of {sorted(MAP_SUFFIXES)}")
+    if npy or kind == "array":
+        written.append(save_npy(arr, stem.with_name(stem.name + ".npy")))
+    # a copy in another format left by an earlier run would be read instead of this one
+    for suffix in _MAP_FILE_SUFFIXES:
+        other = stem.with_name(stem.name + suffix)
+        if other not in written and other.is_file():
+            other.unlink()
+    return written
+
+
+_MAP_FILE_SUFFIXES = (".npy", ".dscalar.nii", ".nii.gz", ".nii", ".L.func.gii", ".R.func.gii")
+
+
+def map_exists(stem) -> bool:
+    """Whether any file of the map ``stem`` exists (``.npy``, ``.dscalar.nii``, ``.nii.gz``, ``.func.gii``)."""
+    stem = Path(stem)
+    return any(stem.with_name(stem.name + suffix).is_file() for suffix in _MAP_FILE_SUFFIXES)
+
+
+def read_map(stem, space=None, *, per_atom: bool | None = None, mmap: bool = False) -> np.ndarray | None:
+    """A map written by :func:`write_map`, from whichever file exists; None when none does.
+
+    Parameters
+    ----------
+    stem : path without suffix
+    space : BrainSpace, optional
+        Needed for NIfTI (its mask) and GIFTI maps (its vertices); CIFTI and ``.npy`` maps
+        carry their own columns.
+    per_atom : bool, optional
+        Whether the map has one row per atom (default: its name is in :data:`PER_ATOM_MAPS`):
+        such a map is always (k, V); any other single-row map is returned as (V,).
+    mmap : bool, default=False
+        Memory-map a ``.npy`` map.
+
+    Returns
+    -------
+    ndarray of shape (V,) or (k, V), float32 (as written), or None
+        A ``.npy`` copy is read when present (exactly the array written); NaN where the map
+        has no value.
+    """
+    stem = Path(stem)
+    if per_atom is None:
+        per_atom = stem.name in PER_ATOM_MAPS
+    npy = stem.with_name(stem.name + ".npy")
+    if npy.is_file():
+        return np.load(npy, mmap_mode="r" if mmap else None)
+    arr = None
+    cifti = stem.with_name(stem.name + ".dscalar.nii")
+    volumes = [p for p in (stem.with_name(stem.name + ".nii.gz"), stem.with_name(stem.name + ".nii")) if p.is_file()]
+    giftis = {h: stem.with_name(f"{stem.name}.{t}.func.gii") for h, t in _HEMI_TAGS.items()}
+    if cifti.is_file():
+        arr = np.asarray(_nib_load(cifti).dataobj, dtype=np.float32)       # (k, V)
+    elif volumes:
+        mask_img = getattr(space, "mask_img", None)
+        if mask_img is None:
+            raise InputFileError(f"{volumes[0]}: reading a NIfTI map needs its brain space (the mask); "
+                                 "pass space=BrainSpace.load(<run>/brain)")
+        mask = np.asarray(mask_img.dataobj) != 0
+        vol = np.asarray(_nib_load(volumes[0]).dataobj, dtype=np.float32)
+        if vol.shape[:3] != mask.shape:
+            raise InputFileError(f"{volumes[0]}: volume of shape {vol.shape[:3]} but the mask is {mask.shape}")
+        return vol[mask] if vol.ndim == 3 else np.ascontiguousarray(vol[mask].T)
+    elif any(p.is_file() for p in giftis.values()):
+        hemis = getattr(space, "hemispheres", None)
+        if hemis is None:
+            raise InputFileError(f"{stem}.*.func.gii: reading a GIFTI map needs its brain space (the vertices); "
+                                 "pass space=BrainSpace.load(<run>/brain)")
+        parts = []
+        for hemi, (verts, _) in hemis.items():
+            if not giftis[hemi].is_file():
+                raise InputFileError(f"{giftis[hemi]} is missing (the {hemi} hemisphere of the map {stem.name})")
+            img = _nib_load(giftis[hemi])
+            parts.append(np.vstack([np.asarray(d.data, dtype=np.float32) for d in img.darrays])[:, verts])
+        arr = np.concatenate(parts, axis=1)
+    else:
+        return None
+    if arr.shape[0] == 1 and not per_atom:
+        return arr[0]
+    return arr
+
+
+def _nib_load(path):
+    import nibabel as nib
+
+    try:
+        return nib.load(str(path))
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the same problem for the user
+        raise InputFileError(f"{path}: not a readable map ({type(err).__name__}: {err}); re-run the stage "
+                             "that wrote it") from err
+
+
+def read_encoding(layout: RunLayout, model: str, unit: str, names=ATOM_MAPS + FIT_MAPS, space=None,
                   mmap: bool = False) -> dict[str, np.ndarray]:
-    """The encoding maps of one unit (only those that exist among ``names``)."""
+    """The encoding maps of one unit (only those that exist among ``names``), through :func:`read_map`."""
     out = {}
     for n in names:
-        p = layout.encoding_map(model, unit, n)
-        if p.is_file():
-            out[n] = np.load(p, mmap_mode="r" if mmap else None)
+        arr = read_map(layout.encoding_map(model, unit, n), space, mmap=mmap)
+        if arr is not None:
+            out[n] = arr
     return out
+
+
+def affiliation_label_files(layout: RunLayout, model: str, unit: str) -> list[Path]:
+    """The affiliation label files of a unit (empty when no atom of it is affiliated)."""
+    d = layout.networks_dir(model, unit)
+    return sorted(p for p in d.glob("affiliation.*") if p.is_file()) if d.is_dir() else []
 
 
 def read_json(path, default=None):

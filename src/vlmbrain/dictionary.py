@@ -367,6 +367,11 @@ class TemporalDictionary(BaseEstimator):
         8,192 columns), or K distinct random (normalised) columns of X.
     random_state : int, RandomState or None, default=None
         Seeds the initialisation and the batch order.
+    progress : bool, default=False
+        A progress bar (tqdm, with ETA, on stderr) over the online mini-batches of every epoch
+        and the refinement iterations (the bar ends early when the refinement converges).
+    desc : str, default="dictionary"
+        The bar's label.
 
     Attributes
     ----------
@@ -388,7 +393,7 @@ class TemporalDictionary(BaseEstimator):
 
     def __init__(self, n_atoms=64, alpha=0.1, *, batch_size=256, n_epochs=2, max_iter=30,
                  tol=3e-4, normalize=True, lasso_max_iter=3, dict_passes=3, momentum=0.9,
-                 init="svd", random_state=None):
+                 init="svd", random_state=None, progress=False, desc="dictionary"):
         self.n_atoms = n_atoms
         self.alpha = alpha
         self.batch_size = batch_size
@@ -401,6 +406,8 @@ class TemporalDictionary(BaseEstimator):
         self.momentum = momentum
         self.init = init
         self.random_state = random_state
+        self.progress = progress
+        self.desc = desc
 
     def _check_params(self):
         for name in ("n_atoms", "batch_size", "lasso_max_iter"):
@@ -478,7 +485,12 @@ class TemporalDictionary(BaseEstimator):
         AAt = np.zeros((K, K))
         XAt = np.zeros((T, K))
         step = 0
-        for _ in range(int(self.n_epochs)):
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=int(self.n_epochs) * n_batches + int(self.max_iter) + 1, desc=str(self.desc), unit="step",
+                   disable=not self.progress, leave=False)
+        for epoch in range(int(self.n_epochs)):
+            bar.set_postfix_str(f"epoch {epoch + 1}/{int(self.n_epochs)}", refresh=False)
             order = gen.permutation(N)
             for b0 in range(0, N, bs):
                 idx = order[b0:b0 + bs]
@@ -495,6 +507,7 @@ class TemporalDictionary(BaseEstimator):
                 XAt = (1.0 - w) * XAt + (w / nb) * (Xb @ Ab.T.astype(np.float32)).astype(np.float64)
                 D, r = update_dictionary(D, AAt, XAt, rng=gen, X=Xn)
                 n_re += r
+                bar.update(1)
         # ---- full-batch refinement with extrapolated atoms
         beta = float(self.momentum)
         prev = np.inf
@@ -511,6 +524,8 @@ class TemporalDictionary(BaseEstimator):
                 restarted = True
             A = A_new
             history.append(obj)
+            bar.set_postfix_str(f"refinement, objective {obj:.6g}", refresh=False)
+            bar.update(1)
             if it == int(self.max_iter) or (not restarted and np.isfinite(prev)
                                             and prev - obj <= self.tol * abs(prev)):
                 break
@@ -525,6 +540,8 @@ class TemporalDictionary(BaseEstimator):
                 D = E / np.maximum(1.0, np.linalg.norm(E, axis=0))
             else:
                 D = D_base
+        bar.total = bar.n  # converged: the bar ends here
+        bar.close()
         # ---- exact codes for the returned atoms (continues from the warm start: lower or equal)
         A, obj = codes(D, A, None)
         history[-1] = min(history[-1], obj)

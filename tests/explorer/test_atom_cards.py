@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vlmbrain.artifacts import RunLayout
+from vlmbrain.artifacts import RunLayout, read_map
 from vlmbrain.report.cards import CARD_VERSION, atoms_dir, card_path, read_index
 
 pytestmark = pytest.mark.slow
@@ -66,8 +66,8 @@ def test_cards_hold_what_the_report_shows(demo_run):
     assert q["hrf_lag_trs"] > 0  # SPM HRF: the stimulus of a peak is a few TRs earlier
     for unit in index["units"]:
         model, name, K = unit["model"], unit["unit"], unit["n_atoms"]
-        beta = np.load(layout.encoding_map(model, name, "beta"))
-        qmap = np.load(layout.encoding_map(model, name, "q"))
+        beta = read_map(layout.encoding_map(model, name, "beta"))
+        qmap = read_map(layout.encoding_map(model, name, "q"))
         codes = np.load(layout.dictionary_dir(model, name) / "codes.npy")
         atoms = np.load(layout.dictionary_dir(model, name) / "atoms.npy")
         stability = json.loads((layout.dictionary_dir(model, name) / "summary.json").read_text())["stability"]

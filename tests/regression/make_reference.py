@@ -40,7 +40,10 @@ CONFIG = {
 
 #: Array files compared (relative to the run directory; globbed).
 ARRAY_GLOBS = ("signal/*/*/timecourses.npy", "dictionary/*/*/atoms.npy", "dictionary/*/*/codes.npy",
-               "encoding/*/*/*.npy", "brain/valid.npy")
+               "brain/valid.npy")
+#: Encoding maps: read through vlmbrain.artifacts.read_map from whichever file holds them (one
+#: copy, in the brain space's format), keyed as ``encoding/<model>/<unit>/<map>.npy`` as before.
+MAP_GLOB = "encoding/*/*/*"
 TABLE_GLOBS = ("analysis/*.tsv", "demo/recovery*.tsv", "stimulus/timeline.tsv", "dictionary/*/*/neurons.tsv")
 STEP = 97   # column subsample of (.., V) arrays
 
@@ -67,15 +70,28 @@ def run(out: Path) -> None:
 
 
 def collect(out: Path) -> tuple[dict, dict, dict]:
+    from vlmbrain.artifacts import read_map
+    from vlmbrain.brain.space import BrainSpace
+
     arrays, prints, tables = {}, {}, {}
+    found = {}
     for pattern in ARRAY_GLOBS:
         for path in sorted(out.glob(pattern)):
-            rel = path.relative_to(out).as_posix()
-            a = np.load(path)
-            if a.dtype == bool:
-                a = a.astype(np.float32)
-            arrays[rel] = subsample(a)
-            prints[rel] = fingerprint(a)
+            found[path.relative_to(out).as_posix()] = np.load(path)
+    space = BrainSpace.load(out / "brain")
+    for path in sorted(out.glob(MAP_GLOB)):
+        name = path.name.split(".")[0]
+        if not name or name.startswith("_") or name == "summary" or path.suffix in (".json", ".tsv"):
+            continue
+        rel = path.with_name(name + ".npy").relative_to(out).as_posix()
+        if rel not in found:
+            found[rel] = read_map(path.with_name(name), space)
+    for rel in sorted(found):
+        a = found[rel]
+        if a.dtype == bool:
+            a = a.astype(np.float32)
+        arrays[rel] = subsample(a)
+        prints[rel] = fingerprint(a)
     for pattern in TABLE_GLOBS:
         for path in sorted(out.glob(pattern)):
             tables[path.relative_to(out).as_posix()] = path.read_text()

@@ -96,6 +96,7 @@ class AnalysisOptions:
     crossmodal_pairs: list | None = None  #: [((model, branch), (model, branch)), ...]; default visual×text per model
     chunk_size: int = 8192         #: grayordinates read at a time from the brain data
     n_jobs: int = 1                #: kd-tree threads of the spin test
+    progress: bool = False         #: progress bars (tqdm, with ETA) over the spatial null's rotations
 
 
 @dataclass
@@ -192,7 +193,8 @@ def _affiliation(inputs: AnalysisInputs, shared: SharedState):
         pos, neg = significant_maps(b.beta, b.q_beta, opts.alpha)
         shared.pos[key], shared.neg[key] = pos, neg
         aff = affiliate(pos, neg, inputs.atlas, threshold=opts.threshold, null=opts.null, n_perm=opts.n_perm,
-                        random_state=opts.random_state, alpha=opts.alpha, n_jobs=opts.n_jobs)
+                        random_state=opts.random_state, alpha=opts.alpha, n_jobs=opts.n_jobs,
+                        progress=opts.progress, desc=f"{b.model}/{b.branch}")
         shared.affiliation[key] = aff
         return _keyed(aff, b.model, b.branch)
 

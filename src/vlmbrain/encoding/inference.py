@@ -140,7 +140,7 @@ def fwer_pvalues(null, p_beta, p_r, null_pvalues, q=0.05):
 
 def fit_and_infer(X, Y, runs, *, method="ols", n_shifts=1000, null_pvalues="pooled",
                   correction="fdr", q=0.05, chunk_size=8192, backend="numpy",
-                  random_state=0, nuisance=None, overwrite_y=False) -> EncodingResult:
+                  random_state=0, nuisance=None, overwrite_y=False, progress=False) -> EncodingResult:
     """Fit the encoding model and test every map.
 
     Parameters
@@ -177,6 +177,8 @@ def fit_and_infer(X, Y, runs, *, method="ols", n_shifts=1000, null_pvalues="pool
         shift null keeps them in place.
     overwrite_y : bool, default=False
         With ``nuisance``, residualise ``Y`` in place (saves a copy of the data).
+    progress : bool, default=False
+        A progress bar (tqdm, with ETA, on stderr) over the shift null.
 
     Returns
     -------
@@ -214,11 +216,11 @@ def fit_and_infer(X, Y, runs, *, method="ols", n_shifts=1000, null_pvalues="pool
             # (whose maps are then tested on the OLS model: info["note"])
             null = shift_null(X, Y, runs=runs, n_shifts=n_shifts, random_state=random_state,
                               chunk_size=min(chunk_size, 512), backend=backend, nuisance=nuisance,
-                              exact_nuisance=not legacy, pooled=null_pvalues == "pooled")
+                              exact_nuisance=not legacy, pooled=null_pvalues == "pooled", progress=progress)
             null_model = "ols"
         else:
             null = refit_shift_null(X, Y, runs, method=method, n_shifts=n_shifts, random_state=random_state,
-                                    nuisance=nuisance, pooled=null_pvalues == "pooled")
+                                    nuisance=nuisance, pooled=null_pvalues == "pooled", progress=progress)
             null_model = method
         p_beta, p_r, empirical = shift_null_pvalues(null, null_pvalues, backend)
         if empirical is not None:

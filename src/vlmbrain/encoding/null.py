@@ -252,7 +252,8 @@ def _choose_decimation(T, n_cand_needed, min_shift):
 
 def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None,
                chunk_size=32, return_null=False, n_jobs=-1, backend="numpy", device=None,
-               nuisance=None, exact_nuisance=True, pooled=True, intercepts=True, dof_loss=0):
+               nuisance=None, exact_nuisance=True, pooled=True, intercepts=True, dof_loss=0, progress=False,
+               desc="shift null"):
     """Circular-shift null of the atom time courses for the OLS encoding model.
 
     **What is shifted.** The atoms are first centred within each run (this is what the
@@ -322,6 +323,11 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
     pooled : bool, default=True
         Also accumulate the pooled standardised nulls behind :attr:`ShiftNullResult.p_t_pooled`
         (one draw per block of consecutive shifts, about 25 per grayordinate; :mod:`vlmbrain.encoding.tails`).
+    progress : bool, default=False
+        A progress bar (tqdm, with ETA, on stderr) over the grayordinate chunks, each of which
+        runs every shift.
+    desc : str, default="shift null"
+        The bar's label.
 
     Returns
     -------
@@ -521,6 +527,8 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
     pool_t = PooledNull(K) if pooled else None
     pool_r = PooledNull(1, w_max=80.0, n_bins=8000) if pooled else None
 
+    from tqdm.auto import tqdm
+
     def collect(results):
         buf = []
 
@@ -530,7 +538,8 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
                 pool_r.add(np.concatenate([b[1] for b in buf], axis=2))
                 buf.clear()
 
-        for mz, mr, pools in results:
+        for mz, mr, pools in tqdm(results, total=len(starts), desc=f"{desc} ({S} shifts)", unit="chunk",
+                                  disable=not progress, leave=False, smoothing=0.1):
             np.maximum(null_max_z, mz, out=null_max_z)
             np.maximum(null_max_r2, mr, out=null_max_r2)
             if pools is not None:

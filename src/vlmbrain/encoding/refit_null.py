@@ -84,7 +84,7 @@ def whiten_ar1(A, rho, starts):
 
 
 def ar1_shift_null(X, Y, runs, rho, *, n_shifts=1000, random_state=0, scope="concat", dof_loss=0,
-                   chunk_size=512, backend="numpy", pooled=True):
+                   chunk_size=512, backend="numpy", pooled=True, progress=False):
     """Shift null of the AR(1) GLM (``X``, ``Y`` with drift and confounds already projected
     out; ``rho`` (V,) the fitted model's binned AR(1) coefficients) → :class:`RefitNullResult`."""
     X = np.asarray(X, dtype=np.float64)
@@ -114,7 +114,7 @@ def ar1_shift_null(X, Y, runs, rho, *, n_shifts=1000, random_state=0, scope="con
         Yw = whiten_ar1(Y[:, cols], val, starts).astype(np.float32)
         res = shift_null(Xw, Yw, runs=None, n_shifts=n_shifts, random_state=random_state, nuisance=Dw,
                          intercepts=False, dof_loss=dof_loss, chunk_size=min(chunk_size, 512), backend=backend,
-                         pooled=pooled)
+                         pooled=pooled, progress=progress, desc=f"AR(1) shift null, rho={val:.2f}")
         shifts, n_req = res.shifts, res.n_shifts_requested
         p_emp[:, cols], p_r_emp[cols] = res.p_beta, res.p_r2
         t_obs[:, cols], r2_obs[cols] = res.tvalues, res.r2
@@ -164,7 +164,7 @@ def ridge_shift_null(X, Y, runs, **kw):
 
 
 def refit_shift_null(X, Y, runs, *, method="ridge", n_shifts=1000, random_state=0, nuisance=None,
-                     chunk_size=None, pooled=True, params=None):
+                     chunk_size=None, pooled=True, params=None, progress=False):
     """Shift null of a method by refitting it on every shifted design → :class:`RefitNullResult`.
 
     Statistics: ridge — the coefficients (atom maps) and the leave-one-run-out prediction r
@@ -175,7 +175,10 @@ def refit_shift_null(X, Y, runs, *, method="ridge", n_shifts=1000, random_state=
     a tuning that favours the observed alignment favours every shift alike; the run intercepts
     and ``nuisance`` stay in place (the shifted atoms are projected off them again). ``params``:
     further encoder parameters (``alphas``, ``cv``, ``scoring``, ``ar1_bins``, ``ar1_scope``).
+    ``progress``: a progress bar (tqdm, with ETA, on stderr) over the refits (chunks × shifts).
     """
+    from tqdm.auto import tqdm
+
     from vlmbrain.encoding.estimator import VoxelwiseEncoder
     from vlmbrain.encoding.null import _nuisance_basis
 
@@ -220,7 +223,10 @@ def refit_shift_null(X, Y, runs, *, method="ridge", n_shifts=1000, random_state=
     for s_ in shifts:
         Xs = np.roll(Xc, s_, axis=0)
         designs.append(Xs - Nb @ (Nb.T @ Xs))
-    with threadpool_limits(limits=None):
+    n_chunks = -(-V // chunk_size)
+    bar = tqdm(total=n_chunks * S, desc=f"{method} shift null ({S} shifts)", unit="fit", disable=not progress,
+               leave=False, smoothing=0.1)
+    with threadpool_limits(limits=None), bar:
         for c0 in range(0, V, chunk_size):
             sl = slice(c0, min(V, c0 + chunk_size))
             Yc = np.asarray(Y[:, sl], dtype=np.float64)
@@ -233,6 +239,7 @@ def refit_shift_null(X, Y, runs, *, method="ridge", n_shifts=1000, random_state=
                 bs, rs = fits(designs[i], Yc)
                 nb_[:, :, i] = bs.T
                 nr_[:, i] = rs
+                bar.update(1)
             ab = np.abs(nb_)
             cnt_b = (ab >= np.abs(b0).T[:, :, None]).sum(2)
             cnt_r = (nr_ >= r0[:, None]).sum(1)

@@ -30,24 +30,34 @@ __all__ = ["NULLS", "affiliate", "affiliation_summary", "significant_maps"]
 NULLS = ("spin", "moran", "permutation", "none", "auto")
 
 
-def _moran_exceedances(masks, atlas, observed_or, n_perm, random_state):
+def _bar(total, desc, progress):
+    """A tqdm progress bar (with ETA, on stderr) of the spatial null; silent unless ``progress``."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="perm", disable=not progress, leave=False)
+
+
+def _moran_exceedances(masks, atlas, observed_or, n_perm, random_state, progress=False, desc=""):
     """As :func:`_null_overlap_exceedances` for the per-network Moran null (null sizes are the networks')."""
     K, M = observed_or.shape
     exceed = np.zeros((K, M), dtype=np.int64)
     sizes = np.tile(atlas.sizes(), (n_perm, 1))
     obs = np.nan_to_num(observed_or, nan=np.inf) - 1e-12
     S = masks.astype(np.float32)
-    for m, members in null_memberships(atlas, "moran", n_perm, random_state):
-        n = max(int(sizes[0, m]), 1)
-        inter = S @ members.T.astype(np.float32)          # (K, b)
-        exceed[:, m] += (inter / n >= obs[:, m:m + 1]).sum(axis=1)
+    with _bar(n_perm * M, f"{desc + ': ' if desc else ''}moran null", progress) as bar:
+        for m, members in null_memberships(atlas, "moran", n_perm, random_state):
+            n = max(int(sizes[0, m]), 1)
+            inter = S @ members.T.astype(np.float32)          # (K, b)
+            exceed[:, m] += (inter / n >= obs[:, m:m + 1]).sum(axis=1)
+            bar.update(members.shape[0])
     return exceed, sizes
 
 
-def _null_overlap_exceedances(masks, atlas, observed_or, null, n_perm, random_state, n_jobs=1):
+def _null_overlap_exceedances(masks, atlas, observed_or, null, n_perm, random_state, n_jobs=1, progress=False,
+                              desc=""):
     """Count, per (map, network), null ORs ≥ the observed OR. Returns (counts (K,M), null sizes (n_perm, M))."""
     if null == "moran":
-        return _moran_exceedances(masks, atlas, observed_or, n_perm, random_state)
+        return _moran_exceedances(masks, atlas, observed_or, n_perm, random_state, progress, desc)
     K, M = observed_or.shape
     kk, vv = np.nonzero(masks)  # every (map, grayordinate) pair in a map, computed once
     nnz = max(kk.size, 1)
@@ -58,7 +68,8 @@ def _null_overlap_exceedances(masks, atlas, observed_or, null, n_perm, random_st
     sizes = np.zeros((n_perm, M), dtype=np.int64)
     obs = np.nan_to_num(observed_or, nan=np.inf) - 1e-12
     done = 0
-    for block in null_labels(atlas, null, n_perm, random_state, chunk=chunk, n_jobs=n_jobs):
+    bar = _bar(n_perm, f"{desc + ': ' if desc else ''}{null} null", progress)
+    for block in null_labels(atlas, null, n_perm, random_state, chunk=chunk, n_jobs=n_jobs, progress=progress):
         b = block.shape[0]
         col = atlas.network_index(block)  # (b, V), -1 unassigned
         col = np.where(col >= 0, col, M).astype(np.int32)  # unassigned -> spare bin M
@@ -72,6 +83,8 @@ def _null_overlap_exceedances(masks, atlas, observed_or, null, n_perm, random_st
             null_or = np.where(nsz[:, None, :] > 0, inter / np.maximum(nsz[:, None, :], 1), 0.0)
         exceed += (null_or >= obs[None]).sum(axis=0)
         done += b
+        bar.update(b)
+    bar.close()
     return exceed, sizes
 
 
@@ -116,6 +129,8 @@ def affiliate(
     random_state: int = 0,
     alpha: float = 0.05,
     n_jobs: int = 1,
+    progress: bool = False,
+    desc: str = "",
 ) -> pd.DataFrame:
     """Affiliate each atom's positive and negative maps with a network (docs/method.md).
 
@@ -136,6 +151,10 @@ def affiliate(
         Significance level of the null.
     n_jobs : int, default=1
         Threads of the spin test's kd-tree queries.
+    progress : bool, default=False
+        Progress bars (tqdm, with ETA, on stderr) over the null's rotations / permutations.
+    desc : str, default=""
+        What the bars are of (e.g. ``"model/branch"``).
 
     Returns
     -------
@@ -167,7 +186,7 @@ def affiliate(
     if null == "none":
         p = np.full((2 * K, M), np.nan)
     else:
-        exceed, _ = _null_overlap_exceedances(masks, atlas, orate, null, n_perm, random_state, n_jobs)
+        exceed, _ = _null_overlap_exceedances(masks, atlas, orate, null, n_perm, random_state, n_jobs, progress, desc)
         p = (1.0 + exceed) / (1.0 + n_perm)
     filled = np.nan_to_num(orate, nan=-np.inf)
     best = np.argmax(filled, axis=1) if M else np.zeros(2 * K, dtype=np.int64)  # an atlas without networks

@@ -122,6 +122,7 @@ def spin_indices(
     spheres: dict[str, np.ndarray] | None = None,
     n_jobs: int = 1,
     mesh_name: str = "fsLR32k",
+    progress: bool = False,
 ) -> dict[str, np.ndarray]:
     """Nearest-rotated-vertex index arrays of the spin test.
 
@@ -145,6 +146,8 @@ def spin_indices(
         Threads of the kd-tree queries (``workers``).
     mesh_name : str, default="fsLR32k"
         Mesh of the vertex ids (:func:`mesh_sphere`).
+    progress : bool, default=False
+        A progress bar (tqdm, with ETA, on stderr) over the rotations of every hemisphere.
 
     Returns
     -------
@@ -169,9 +172,13 @@ def spin_indices(
     key = (h.hexdigest(), int(n_perm), int(random_state))
     if key in _SPIN_CACHE:
         return _SPIN_CACHE[key]
+    from tqdm.auto import tqdm
+
     rot = _rotation_matrices(n_perm, random_state)
     flip = np.diag([-1.0, 1.0, 1.0])
     out = {}
+    bar = tqdm(total=n_perm * len(surface), desc="spin test: rotations", unit="rot", disable=not progress,
+               leave=False)
     for hemi, (_, vertices) in surface.items():
         sphere = spheres[hemi] if spheres is not None else mesh_sphere(mesh_name, hemi)
         mesh = np.asarray(sphere, dtype=np.float64)
@@ -203,7 +210,9 @@ def spin_indices(
             row = np.empty(len(P), dtype=np.int64)
             row[order] = local[j]
             idx[r] = row
+            bar.update(1)
         out[hemi] = idx
+    bar.close()
     _SPIN_CACHE.clear()
     _SPIN_CACHE[key] = out
     return out
@@ -216,6 +225,7 @@ def null_labels(
     random_state: int = 0,
     chunk: int = 1,
     n_jobs: int = 1,
+    progress: bool = False,
 ):
     """Yield null label maps of ``atlas``.
 
@@ -230,6 +240,8 @@ def null_labels(
         Rotations per yielded block.
     n_jobs : int
         kd-tree query threads (spin only).
+    progress : bool
+        A progress bar over the spin test's rotations when they are computed (not cached).
 
     Yields
     ------
@@ -257,7 +269,7 @@ def null_labels(
             f"atlas {atlas.name!r} lives on a mesh of {atlas.mesh_size} vertices per hemisphere ({mesh}); the spin "
             f"test has spheres for {', '.join(SPHERE_MESHES)}; use null='permutation'"
         )
-    idx = spin_indices(atlas.surface, n_perm, random_state, n_jobs=n_jobs, mesh_name=mesh)
+    idx = spin_indices(atlas.surface, n_perm, random_state, n_jobs=n_jobs, mesh_name=mesh, progress=progress)
     cortical = np.zeros(V, dtype=bool)
     for g, _ in atlas.surface.values():
         cortical[g] = True

@@ -18,7 +18,9 @@ Writes
 - per unit the affiliation labels in the data's own form
   (``networks/<model>/<unit>/affiliation.dlabel.nii`` for CIFTI, ``.nii.gz`` + ``.tsv`` for
   NIfTI, ``.L/.R.label.gii`` for GIFTI, ``.tsv`` for arrays): for every atom and sign its
-  significant grayordinates, labelled by the network that map is affiliated with.
+  significant grayordinates, labelled by the network that map is affiliated with. A unit with
+  no affiliated atom gets no label file (it would hold only zeros); the step's sidecar
+  (``affiliation_labels``) and the report say so.
 
 Then the post-analysis hooks run (:data:`ANALYSIS_HOOKS`; the bundled demo registers its
 planted-vs-recovered scorer there).
@@ -29,12 +31,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from vlmbrain._io import save_json
-from vlmbrain.artifacts import write_table
+from vlmbrain.artifacts import read_map, write_table
 from vlmbrain.config import RunConfig
 from vlmbrain.registry import Registry
 from vlmbrain.stages.base import Stage, StageContext, Step, register_stage
@@ -74,49 +77,75 @@ def register_analysis_hook(name: str, hook: AnalysisHook) -> AnalysisHook:
 
 
 def branch_results(ctx: StageContext) -> list:
-    """One :class:`~vlmbrain.analysis.BranchResult` per unit, read from the run directory."""
+    """One :class:`~vlmbrain.analysis.BranchResult` per unit, read from the run directory.
+
+    The encoding maps are read through :func:`vlmbrain.artifacts.read_map` (whichever file
+    the brain space's format gave them).
+    """
     from vlmbrain.analysis import BranchResult
+    from vlmbrain.errors import InputFileError
 
     layout = ctx.layout
     mask = train_mask(ctx)
+    space = brain_of(ctx).space
     out = []
     for unit in units_of(ctx):
         ddir = layout.dictionary_dir(unit.model, unit.name)
-        edir = layout.encoding_dir(unit.model, unit.name)
+        maps = {}
+        for name in ("beta", "q", "r_cv", "q_r"):
+            arr = read_map(layout.encoding_map(unit.model, unit.name, name), space)
+            if arr is None:
+                raise InputFileError(f"{layout.encoding_map(unit.model, unit.name, name)}: no map file; "
+                                     "run the encoding stage first")
+            maps[name] = np.asarray(arr)
         out.append(BranchResult(
             model=unit.model, branch=unit.name, atoms=np.load(ddir / "atoms.npy"), codes=np.load(ddir / "codes.npy"),
-            neurons=pd.read_csv(ddir / "neurons.tsv", sep="\t"), beta=np.load(edir / "beta.npy"),
-            q_beta=np.load(edir / "q.npy"), r_cv=np.load(edir / "r_cv.npy"), q_r=np.load(edir / "q_r.npy"),
+            neurons=pd.read_csv(ddir / "neurons.tsv", sep="\t"), beta=maps["beta"],
+            q_beta=maps["q"], r_cv=maps["r_cv"], q_r=maps["q_r"],
             activations=unit_timecourses(ctx, unit)[mask], stream=unit.modality,
         ))
     return out
 
 
-def write_affiliation_labels(ctx, branches, aff, atlas, brain) -> list:
+def write_affiliation_labels(ctx, branches, aff, atlas, brain) -> dict:
     """Per unit, in the data's own form: for every atom and sign its significant grayordinates by network.
 
-    Returns the files written (see the module docstring for their names).
+    A unit none of whose atoms is affiliated gets no file (its labels would all be zero), and a
+    label file an earlier run left for it is removed. Returns ``{"<model>/<unit>": [file names]
+    or "none: no atom is affiliated"}`` (see the module docstring for the names).
     """
+    from vlmbrain.artifacts import affiliation_label_files
     from vlmbrain.networks import significant_maps
 
     q = ctx.config.encoding.q
     table = {0: ("none", (1.0, 1.0, 1.0, 0.0))}
     table.update({nid: (atlas.names[nid], tuple(atlas.colors[nid])) for nid in atlas.network_ids})
-    files = []
+    written = {}
     for b in branches:
+        key = f"{b.model}/{b.branch}"
+        sub = aff[(aff["model"] == b.model) & (aff["branch"] == b.branch) & aff["affiliated"].astype(bool)]
+        if not len(sub):
+            for old in affiliation_label_files(ctx.layout, b.model, b.branch):
+                old.unlink()
+            written[key] = NO_LABELS
+            continue
         pos, neg = significant_maps(b.beta, b.q_beta, q)
         labels = np.zeros((2 * b.beta.shape[0], brain.n_grayordinates), dtype=np.int32)
         names = []
-        sub = aff[(aff["model"] == b.model) & (aff["branch"] == b.branch) & aff["affiliated"].astype(bool)]
         for k in range(b.beta.shape[0]):
             for j, (sign, m) in enumerate((("+", pos[k]), ("-", neg[k]))):
                 hit = sub[(sub["atom"] == k) & (sub["sign"] == sign)]
                 if len(hit):
                     labels[2 * k + j, m] = int(hit["network_id"].iloc[0])
                 names.append(f"atom-{k} {sign}")
-        files += brain.space.write_labels(labels, ctx.layout.networks_dir(b.model, b.branch), "affiliation", table,
-                                          names=names)
-    return files
+        files = brain.space.write_labels(labels, ctx.layout.networks_dir(b.model, b.branch), "affiliation", table,
+                                         names=names)
+        written[key] = [str(Path(f).relative_to(ctx.layout.root)) for f in files]
+    return written
+
+
+#: What the analysis sidecar says of a unit without a label file.
+NO_LABELS = "none: no atom is affiliated, so no label file is written"
 
 
 # ---------------------------------------------------------------------------- the atlas against the data
@@ -283,7 +312,8 @@ class AnalysisStage(Stage):
             branches = branch_results(ctx)
             data = brain.data if mask.all() else np.asarray(brain.data[mask])
             options = AnalysisOptions(alpha=cfg.encoding.q, threshold=nw.threshold,
-                                      null=None if null == "none" else null, n_perm=nw.n_perm, random_state=cfg.seed)
+                                      null=None if null == "none" else null, n_perm=nw.n_perm, random_state=cfg.seed,
+                                      progress=ctx.progress)
             ceiling_path = ctx.layout.brain_dir / "ceiling.npy"
             ceiling = np.load(ceiling_path) if ceiling_path.is_file() else None
             skipped: dict[str, str] = {}
@@ -298,11 +328,11 @@ class AnalysisStage(Stage):
             write_table(pd.DataFrame(rows, columns=["analysis", "table", "reason"]), "skipped", ctx.layout)
             save_json(_atlas_json(choice, atlas, null, note, brain.space), ctx.layout.analysis_dir / "atlas.json")
             aff = tables["affiliation"]
-            if atlas is not None:
-                write_affiliation_labels(ctx, branches, aff, atlas, brain)
+            labels = write_affiliation_labels(ctx, branches, aff, atlas, brain) if atlas is not None else {}
             info = {"tables": sorted(tables), "atlas": atlas.name if atlas is not None else None, "null": null,
                     "skipped": sorted(skipped),
-                    "n_affiliated": int(aff["affiliated"].astype(bool).sum()) if len(aff) else 0}
+                    "n_affiliated": int(aff["affiliated"].astype(bool).sum()) if len(aff) else 0,
+                    "affiliation_labels": labels}
             for name, hook in hooks:
                 extra = hook.run(ctx, branches, tables)
                 if extra:

@@ -72,7 +72,8 @@ class DictionaryStage(Stage):
                 def fit(s):
                     return TemporalDictionary(n_atoms=K, alpha=cfg.alpha, batch_size=cfg.batch_size,
                                               n_epochs=cfg.n_epochs, max_iter=cfg.max_iter, tol=cfg.tol,
-                                              random_state=s).fit(A)
+                                              random_state=s, progress=ctx.progress,
+                                              desc=f"dictionary {unit.model}/{unit.name}").fit(A)
 
                 td = fit(seed)
                 save_npy(td.atoms_.astype(np.float32), out_dir / "atoms.npy")

@@ -2,8 +2,11 @@
 
 The stage does the I/O; the statistics — the fit, the null, p-values and their correction,
 the second level across subjects — are :mod:`vlmbrain.encoding.inference`. Writes
-``encoding/<model>/<unit>/`` maps (:data:`vlmbrain.artifacts.ATOM_MAPS`, ``FIT_MAPS``) as
-``.npy`` and, in a neuroimaging space, as ``.dscalar.nii``, and ``summary.json``.
+``encoding/<model>/<unit>/`` maps (:data:`vlmbrain.artifacts.ATOM_MAPS`, ``FIT_MAPS`` and the
+optional ones), each stored once in the brain space's own format
+(:func:`vlmbrain.artifacts.write_map`: ``.dscalar.nii``, ``.nii.gz``, ``.L/.R.func.gii``, or
+``.npy`` for a space of plain columns; ``encoding.npy_maps`` adds a ``.npy`` copy), and
+``summary.json``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from vlmbrain._io import save_json, save_npy, save_tsv
-from vlmbrain.artifacts import Unit
+from vlmbrain.artifacts import Unit, map_files, read_json, write_map
 from vlmbrain.errors import ConfigError, DimensionError
 from vlmbrain.stages.base import Stage, StageContext, Step, register_stage
 from vlmbrain.stages.brain import brain_of
@@ -31,16 +34,29 @@ def full(values: np.ndarray, valid: np.ndarray, fill=np.nan) -> np.ndarray:
     return out
 
 
-def write_maps(space, arrays: dict, out_dir: Path, n_atoms: int) -> None:
+#: Names inside the neuroimaging files of the per-grayordinate maps.
+_FIT_NAMES = {"r_cv": "leave-one-run-out r", "p_r": "p of the model fit", "q_r": "q of the model fit",
+              "r2_cv": "leave-one-run-out R2", "alpha": "ridge penalty", "p_r_empirical": "empirical p of the fit"}
+
+#: The maps a finished encoding step must have left (the optional ones depend on the method).
+REQUIRED_MAPS = ("beta", "t", "q", "r_cv", "q_r")
+
+
+def write_maps(space, arrays: dict, out_dir: Path, n_atoms: int, npy: bool = False) -> list[Path]:
+    """Every map once, in the space's own format (``.npy`` too with ``npy``); returns the files."""
+    files = []
     for name, arr in arrays.items():
-        save_npy(arr, out_dir / f"{name}.npy")
-    if space.kind != "array":
-        names = [f"atom-{k}" for k in range(n_atoms)]
-        space.to_dscalar(arrays["beta"], out_dir / "beta.dscalar.nii", names=[f"{n} beta" for n in names])
-        space.to_dscalar(arrays["t"], out_dir / "t.dscalar.nii", names=[f"{n} t" for n in names])
-        space.to_dscalar(arrays["q"], out_dir / "q.dscalar.nii", names=[f"{n} q" for n in names])
-        space.to_dscalar(np.vstack([arrays["r_cv"], arrays["q_r"]]), out_dir / "r_cv.dscalar.nii",
-                         names=["leave-one-run-out r", "q of the model fit"])
+        if np.ndim(arr) == 2:
+            names = [f"atom-{k} {name}" for k in range(np.shape(arr)[0])]
+        else:
+            names = [_FIT_NAMES.get(name, name)]
+        files += write_map(space, arr, out_dir / name, names=names, npy=npy)
+    return files
+
+
+def _space_json(ctx: StageContext) -> dict | str:
+    """The brain space as ``space.json`` says (kind, hemispheres), without loading it."""
+    return read_json(ctx.layout.brain_dir / "space.json", default=None) or "array"
 
 
 def encode_unit(ctx: StageContext, unit: Unit, out_dir: Path) -> dict:
@@ -69,9 +85,9 @@ def encode_unit(ctx: StageContext, unit: Unit, out_dir: Path) -> dict:
         nuisance = nuisance[mask]
     res = fit_and_infer(X, Y, runs, method=cfg.method, n_shifts=cfg.n_shifts, null_pvalues=cfg.null_pvalues,
                         correction=cfg.correction, q=cfg.q, chunk_size=cfg.chunk_size, backend=cfg.backend,
-                        random_state=ctx.config.seed, nuisance=nuisance, overwrite_y=True)
+                        random_state=ctx.config.seed, nuisance=nuisance, overwrite_y=True, progress=ctx.progress)
     arrays = {name: full(arr, valid) for name, arr in res.arrays.items()}
-    write_maps(brain.space, {k: v for k, v in arrays.items()}, out_dir, X.shape[1])
+    write_maps(brain.space, arrays, out_dir, X.shape[1], npy=cfg.npy_maps)
     info = {"n_valid": int(valid.sum()), **res.info, "high_pass": cfg.high_pass,
             "confound_columns": list(cfg.confound_columns) if cfg.confounds else []}
     info["n_significant_fit"] = int(np.nansum(arrays["q_r"] < cfg.q))
@@ -137,7 +153,7 @@ def encode_unit_per_subject(ctx: StageContext, unit: Unit, out_dir: Path) -> dic
     q_r = fdr_bh(res["p_r"], alpha=cfg.q)[1].astype(np.float32)
     arrays = {"beta": res["beta"], "t": res["t"], "p": res["p"].astype(np.float32), "q": q_beta,
               "r_cv": res["r_cv"], "p_r": res["p_r"].astype(np.float32), "q_r": q_r}
-    write_maps(brain_of(ctx).space, arrays, out_dir, res["beta"].shape[0])
+    write_maps(brain_of(ctx).space, arrays, out_dir, res["beta"].shape[0], npy=cfg.npy_maps)
     info = {"method": cfg.method, "group": "per-subject", "n_subjects": len(ids),
             "test": "one-sample t across subjects", "correction": "fdr", "q": cfg.q,
             "n_significant_fit": int(np.nansum(q_r < cfg.q)), "median_r_cv": float(np.nanmedian(res["r_cv"]))}
@@ -198,10 +214,12 @@ class EncodingStage(Stage):
         fm = ctx.config.fmri
         body = encode_unit_per_subject if (fm.subjects and fm.group == "per-subject") else encode_unit
         steps = []
+        space = _space_json(ctx)
         for unit in units_of(ctx):
             out_dir = ctx.layout.encoding_dir(unit.model, unit.name)
-            steps.append(Step(f"encoding:{unit.model}/{unit.name}", out_dir,
-                              ["beta.npy", "t.npy", "q.npy", "r_cv.npy", "q_r.npy"],
+            outputs = [p.name for m in REQUIRED_MAPS
+                       for p in map_files(out_dir / m, space, npy=ctx.config.encoding.npy_maps)]
+            steps.append(Step(f"encoding:{unit.model}/{unit.name}", out_dir, outputs + ["summary.json"],
                               lambda unit=unit, out_dir=out_dir: body(ctx, unit, out_dir),
                               after=[f"dictionary:{unit.model}/{unit.name}", "brain"],
                               input_files=self.input_files(ctx.config)))

@@ -216,6 +216,7 @@ class ReportContext:
     viewer: SurfaceViewer | None = None
     viewer_off: str = "the interactive viewer is off"
     _tables: dict = field(default_factory=dict, repr=False)
+    _maps: dict = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------ reading
     def table(self, name: str) -> pd.DataFrame | None:
@@ -245,8 +246,17 @@ class ReportContext:
         return skipped(f"{', '.join(paths)} {verb} not in this run directory")
 
     def encoding(self, unit: Unit, names) -> dict[str, np.ndarray]:
-        """The encoding maps ``names`` of a unit that exist (see :func:`vlmbrain.artifacts.read_encoding`)."""
-        return read_encoding(self.layout, unit.model, unit.name, names=tuple(names))
+        """The encoding maps ``names`` of a unit that exist, from whichever file the brain space's
+        format gave them (see :func:`vlmbrain.artifacts.read_encoding`)."""
+        out = {}
+        for n in names:
+            key = (unit.model, unit.name, n)
+            if key not in self._maps:  # a neuroimaging file is parsed once per report
+                self._maps[key] = read_encoding(self.layout, unit.model, unit.name, names=(n,),
+                                                space=self.space).get(n)
+            if self._maps[key] is not None:
+                out[n] = self._maps[key]
+        return out
 
     def significant(self, unit: Unit) -> tuple[np.ndarray | None, str]:
         """(n_grayordinates,) bool map of a unit's significant grayordinates, and how it is defined.

@@ -144,7 +144,7 @@ def render_native_maps(ctx: ReportContext):
     maps = [(u, ctx.encoding(u, ("r_cv",)).get("r_cv")) for u in ctx.units]
     maps = [(u, r) for u, r in maps if r is not None and np.shape(r) == (space.n_grayordinates,)]
     if not maps:
-        return skipped("no encoding/<model>/<unit>/r_cv.npy of the brain space's size in this run directory")
+        return skipped("no encoding/<model>/<unit>/r_cv map of the brain space's size in this run directory")
     if space.kind in ("gifti", "nifti") and not ctx.figures.surfaces:
         return skipped(f"{'surface' if space.kind == 'gifti' else 'volume'} maps are drawn with figures='all' "
                        "(report.surface_figures: true)")

@@ -17,7 +17,8 @@ def render_surface_maps(ctx: ReportContext):
     maps = [(u, ctx.encoding(u, ("r_cv",))) for u in ctx.units]
     maps = [(u, m["r_cv"]) for u, m in maps if "r_cv" in m]
     if not maps:
-        return skipped("no encoding/<model>/<unit>/r_cv.npy in this run directory")
+        return skipped("no encoding/<model>/<unit>/r_cv map (.dscalar.nii, .func.gii, .nii.gz or .npy) in this run "
+                       "directory")
     problem = ctx.surface_problem()
     if problem is not None and ctx.viewer is None:
         return skipped(problem if ctx.viewer_off == problem else f"{problem}; {ctx.viewer_off}")
@@ -26,7 +27,7 @@ def render_surface_maps(ctx: ReportContext):
     for unit, r in maps:
         label = f"{unit.model} / {unit.name}"
         if np.shape(r) != (n,):
-            ctx.note(f"encoding/{unit.model}/{unit.name}/r_cv.npy has shape {np.shape(r)}; the brain space "
+            ctx.note(f"the map encoding/{unit.model}/{unit.name}/r_cv has shape {np.shape(r)}; the brain space "
                      f"has {n} grayordinates")
             continue
         shown = np.asarray(r, dtype=float)
