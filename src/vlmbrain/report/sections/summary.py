@@ -129,7 +129,7 @@ def render_summary(ctx: ReportContext):
         u = ctx.unit(model, unit)
         rows.append({
             "label": f"{model} / {unit}", "modality": u.modality if u is not None else "",
-            "untrained": info is not None and not info.trained,
+            "untrained": info is not None and info.trained is False,
             "whole": total, "predicted": predicted,
             "affiliated": _affiliated(ctx, tables["affiliation"], model, unit, (model, unit) in carded),
             "dice": _dice(tables["crossmodal"], model, unit), "polarity": _polarity(tables["polarity"], model, unit),
