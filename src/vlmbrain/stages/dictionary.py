@@ -72,7 +72,7 @@ class DictionaryStage(Stage):
                 def fit(s):
                     return TemporalDictionary(n_atoms=K, alpha=cfg.alpha, batch_size=cfg.batch_size,
                                               n_epochs=cfg.n_epochs, max_iter=cfg.max_iter, tol=cfg.tol,
-                                              random_state=s, progress=ctx.progress,
+                                              incoherence=cfg.incoherence, random_state=s, progress=ctx.progress,
                                               desc=f"dictionary {unit.model}/{unit.name}").fit(A)
 
                 td = fit(seed)
@@ -82,7 +82,13 @@ class DictionaryStage(Stage):
                 summary = {"objective": float(td.objective_), "n_iter": int(td.n_iter_),
                            "objective_history": [float(v) for v in td.objective_history_], "n_atoms": K,
                            "n_neurons": int(A.shape[1]), "n_timepoints": int(A.shape[0]), "branches": unit.branches,
-                           "nonzero_codes": int(np.count_nonzero(td.codes_))}
+                           "nonzero_codes": int(np.count_nonzero(td.codes_)), "incoherence": float(cfg.incoherence),
+                           "unused_atoms": [int(k) for k in np.flatnonzero(~np.any(td.codes_ != 0, axis=1))]}
+                if summary["unused_atoms"]:
+                    logger.warning("%s/%s: %d of the %d atoms code no AN (atoms %s)%s", unit.model, unit.name,
+                                   len(summary["unused_atoms"]), K, summary["unused_atoms"][:10],
+                                   ": the data have fewer incoherent directions than atoms; fewer atoms "
+                                   "(dictionary.n_atoms) fit them" if cfg.incoherence > 0 else "")
                 # the atoms are the encoding's regressors: strongly collinear atoms leave each
                 # atom's β map with few significant grayordinates (docs/method.md §3.3)
                 col = atom_collinearity(td.atoms_)
@@ -92,7 +98,8 @@ class DictionaryStage(Stage):
                     logger.warning(
                         "%s/%s: the %d atoms are collinear (median VIF %s, max VIF %s, %d atoms with VIF > %g; "
                         "condition number %s, flagged above %g): per-atom encoding maps will be weak; fewer "
-                        "atoms (dictionary.n_atoms) lower the collinearity", unit.model, unit.name, K,
+                        "atoms (dictionary.n_atoms) or dictionary.incoherence (e.g. 1) lower the collinearity",
+                        unit.model, unit.name, K,
                         _fmt(col["median_vif"]), _fmt(col["max_vif"]), col["n_high_vif"], col["vif_threshold"],
                         _fmt(cn), col["condition_threshold"])
                 if cfg.stability_seeds:
