@@ -88,6 +88,8 @@ def atom_mean_spread(var, axis):
     """
     v = np.asarray(var, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
+        if bool(np.all(v > 0)):            # the common case: no NaN to skip (nanmean copies)
+            return np.exp(np.log(v).mean(axis=axis, keepdims=True))
         lv = np.where(v > 0, np.log(v), np.nan)
         return np.exp(np.nanmean(lv, axis=axis, keepdims=True))
 
@@ -206,20 +208,44 @@ class PooledNull:
         nd, m, c = W.shape
         ok = np.isfinite(W)
         allok = bool(ok.all())
-        lo = np.float32(self.w_min)
-        W = np.maximum(W, lo) if allok else np.where(ok, np.maximum(W, lo), lo)
-        idx = np.minimum((W - lo) * np.float32(1.0 / self.width), np.float32(self.n_bins - 1)).astype(np.int32)
+        lo = W.dtype.type(self.w_min) if W.dtype.kind == "f" else np.float32(self.w_min)
+        if allok:
+            # (|t| draws never fall below w_min = 0: no clipped copy then)
+            if W.size and W.min() < lo:
+                W = np.maximum(W, lo)
+        else:
+            W = np.where(ok, np.maximum(W, lo), lo)
+        # bin index per value, in place on one buffer: ((W - lo) / width) clipped to the last bin
+        scale = W.dtype.type(1.0 / self.width)
+        if lo:
+            buf = np.subtract(W, lo, dtype=W.dtype)
+            buf *= scale
+        else:
+            buf = W * scale
+        np.minimum(buf, self.n_bins - 1, out=buf)
+        idx = buf.astype(np.int32)
+        del buf
         idx += (np.arange(m, dtype=np.int32) * self.n_bins)[None, :, None]
-        self.hist += np.bincount(idx.ravel() if allok else idx[ok], minlength=self.hist.size)
-        self.n += ok.sum(axis=(0, 2))
+        counts = np.bincount(idx.ravel() if allok else idx[ok], minlength=self.hist.size)
+        del idx
+        self.hist += counts
+        self.n += nd * c if allok else ok.sum(axis=(0, 2))
         if self.keep_from is None:
-            vals = W[ok] if not allok else W.ravel()
-            self.keep_from = float(np.quantile(vals, KEEP_QUANTILE)) if vals.size else 0.0
-        dd, kk, cc = np.nonzero(W >= self.keep_from)
-        if kk.size:
-            vals = W[dd, kk, cc].astype(np.float64)
-            for k in np.unique(kk):
-                self.upper[k].append(vals[kk == k])
+            # the KEEP_QUANTILE quantile of the first batch, to the left edge of its histogram
+            # bin (read off the counts just made; no sort of the batch)
+            tot = counts.reshape(m, self.n_bins).sum(axis=0)
+            cum = np.cumsum(tot)
+            if cum[-1]:
+                b = int(np.searchsorted(cum, KEEP_QUANTILE * cum[-1], side="left"))
+                self.keep_from = self.w_min + b * self.width
+            else:
+                self.keep_from = 0.0
+        keep = W.dtype.type(self.keep_from)
+        for k in range(m):
+            wk = W[:, k, :]
+            vals = wk[wk >= keep]
+            if vals.size:
+                self.upper[k].append(vals.astype(np.float64))
 
     def merge(self, other):
         if other.keep_from is None:
