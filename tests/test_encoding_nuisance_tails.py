@@ -121,3 +121,45 @@ def test_shift_null_nuisance_needs_matching_rows(rng):
 
     with pytest.raises(DimensionError, match="nuisance"):
         shift_null(X, Y, n_shifts=10, nuisance=np.zeros((90, 2)))
+
+
+def test_seam_factors_are_the_exact_null_second_moments_under_ar1(rng):
+    # the seam correction's lag products reproduce v'Cv of the refit's unit t-directions and
+    # tr(H C) of its hat matrix (shifted design projected off the nuisance) under AR(1) noise
+    from vlmbrain.encoding.null import _seam_factors, _seam_lag_products
+
+    lens, rho, K = (40, 30, 50), 0.7, 3
+    T = sum(lens)
+    runs = np.repeat(np.arange(3), lens)
+    N = nuisance_matrix(list(lens), 2.0, 0.01)
+    X, _ = residualize(rng.standard_normal((T, K)).cumsum(0), runs, N)
+    D = np.zeros((T, 3))
+    D[np.arange(T), runs] = 1
+    U, sv, _ = np.linalg.svd(np.concatenate([D, N], 1), full_matrices=False)
+    Nb = U[:, sv > sv[0] * 1e-10]
+    C = np.zeros((T, T))
+    for r in range(3):
+        i = np.flatnonzero(runs == r)
+        C[np.ix_(i, i)] = rho ** np.abs(i[:, None] - i[None, :])
+    lags = np.array([0, 17, 33, 50, 61, 80, 95])
+    bounds = [(0, 40), (40, 70), (70, 120)]
+    lp = _seam_lag_products(X, Nb, bounds, lags, max_lag=T)
+    E_t, E_r = [], []
+    for s in lags:
+        Xs = np.roll(X, s, 0)
+        Xs = Xs - Nb @ (Nb.T @ Xs)
+        Gi = np.linalg.inv(Xs.T @ Xs)
+        V = Xs @ Gi / np.sqrt(np.diag(Gi))
+        E_t.append(np.einsum("tk,tu,uk->k", V, C, V))
+        E_r.append(np.trace(Xs @ Gi @ Xs.T @ C))
+    E = np.concatenate([np.array(E_t), np.array(E_r)[:, None]], axis=1)        # (lags, K + 1)
+    R = rho ** np.arange(lp.shape[-1])
+    # (lags beyond T // 4 are dropped: ρ^30 ≈ 2e-5)
+    np.testing.assert_allclose(lp @ R, E, rtol=1e-4)
+    # the factors: lag 0 against the mean over the other lags; every other lag against the
+    # mean over the rest (hb = 0: a window of the lag itself)
+    k_obs, k_null = _seam_factors(lp, np.array([rho]), 0)
+    np.testing.assert_allclose(k_obs[:, 0], E[0] / E[1:].mean(0), rtol=1e-4)
+    rest = (E[1:].sum(0)[None] - E[1:]) / (len(lags) - 2)
+    np.testing.assert_allclose(k_null[:, :, 0], E[1:] / rest, rtol=1e-4)
+    assert np.all(k_obs > 1.0)           # lag 0 sees more of this smooth noise than the shifts
