@@ -367,9 +367,14 @@ def table_schema(name: str) -> TableSchema:
         raise KeyError(f"no table {name!r} is registered; tables: {sorted(TABLES)}") from None
 
 
+def table_path(name: str, layout: RunLayout) -> Path:
+    """Where the table ``name`` lives in a run directory (its schema's folder)."""
+    return layout.root / table_schema(name).folder / f"{name}.tsv"
+
+
 def write_table(df: pd.DataFrame, name: str, layout: RunLayout) -> Path:
     schema = table_schema(name)
-    return save_tsv(schema.conform(df, source=f"{name} as computed"), layout.root / schema.folder / f"{name}.tsv")
+    return save_tsv(schema.conform(df, source=f"{name} as computed"), table_path(name, layout))
 
 
 def read_table(name: str, layout: RunLayout) -> pd.DataFrame | None:
@@ -503,6 +508,13 @@ def write_map(space, data, stem, names=None, npy: bool = False) -> list[Path]:
 
 
 _MAP_FILE_SUFFIXES = (".npy", ".dscalar.nii", ".nii.gz", ".nii", ".L.func.gii", ".R.func.gii")
+
+
+def delete_map(stem) -> None:
+    """Remove every file of the map ``stem`` (any format), e.g. a map an earlier run wrote and this one does not."""
+    stem = Path(stem)
+    for suffix in _MAP_FILE_SUFFIXES:
+        stem.with_name(stem.name + suffix).unlink(missing_ok=True)
 
 
 def map_exists(stem) -> bool:

@@ -158,3 +158,16 @@ def test_group_run_writes_the_subject_ceiling_and_reports_it(tmp_path):
     assert (out / "analysis" / "noise_ceiling.tsv").is_file()
     html = (out / "report" / "index.html").read_text()
     assert "split-half across subjects" in html
+    # asked for no ceiling, in the same run directory: nothing of the earlier ceiling is left
+    cfg_none = yaml.safe_load(cfg.read_text())
+    cfg_none["fmri"]["ceiling"] = "none"
+    cfg.write_text(yaml.safe_dump(cfg_none))
+    models.register_model("echo-text-ceiling", "echo", "none", echo_loader)
+    try:
+        assert main(["run", str(cfg), "--out", str(out), "-q"]) == 0
+    finally:
+        models._REGISTRY.pop("echo-text-ceiling", None)
+    assert json.loads((out / "brain" / "ceiling.json").read_text())["available"] is False
+    assert not (out / "brain" / "ceiling.npy").exists()
+    assert not (out / "analysis" / "noise_ceiling.tsv").exists()
+    assert "split-half across subjects" not in (out / "report" / "index.html").read_text()

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from vlmbrain._io import save_json
-from vlmbrain.artifacts import read_map, write_table
+from vlmbrain.artifacts import TABLES, read_json, read_map, table_path, write_table
 from vlmbrain.config import RunConfig
 from vlmbrain.registry import Registry
 from vlmbrain.stages.base import Stage, StageContext, Step, register_stage
@@ -314,13 +314,19 @@ class AnalysisStage(Stage):
             options = AnalysisOptions(alpha=cfg.encoding.q, threshold=nw.threshold,
                                       null=None if null == "none" else null, n_perm=nw.n_perm, random_state=cfg.seed,
                                       progress=ctx.progress)
-            ceiling_path = ctx.layout.brain_dir / "ceiling.npy"
-            ceiling = np.load(ceiling_path) if ceiling_path.is_file() else None
+            ceiling_info = read_json(ctx.layout.brain_dir / "ceiling.json", default=None)
+            ceiling = (read_map(ctx.layout.brain_dir / "ceiling", brain.space, per_atom=False)
+                       if isinstance(ceiling_info, dict) and ceiling_info.get("available") else None)
             skipped: dict[str, str] = {}
             tables = run_analyses(AnalysisInputs(branches=branches, atlas=atlas, brain=data, options=options,
                                                  ceiling=ceiling, no_atlas_reason=choice.reason), skipped=skipped)
             for name, table in tables.items():
                 write_table(table, name, ctx.layout)
+            # a table this run does not produce (e.g. no noise ceiling any more) must not survive from an earlier one
+            for analysis in ANALYSES.names():
+                for name in (*ANALYSES.get(analysis).tables, *ANALYSES.get(analysis).optional_tables):
+                    if name not in tables and name in TABLES:
+                        table_path(name, ctx.layout).unlink(missing_ok=True)
             rows = [{"analysis": a, "table": t, "reason": why} for a, why in skipped.items()
                     for t in ANALYSES.get(a).tables + ANALYSES.get(a).optional_tables]
             rows += [{"analysis": "affiliation labels", "table": "", "reason": f"no network atlas: {choice.reason}"}

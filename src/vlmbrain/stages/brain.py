@@ -66,19 +66,21 @@ def choose_ceiling(choice: str, brain, timeline):
 
 
 def write_ceiling(ctx: StageContext, brain, timeline) -> None:
-    """``brain/ceiling.npy`` (+ dscalar) and ``ceiling.json`` saying how it was estimated (or why there is none)."""
-    from vlmbrain._io import save_json, save_npy
+    """The ceiling map ``brain/ceiling`` (one copy, in the data's own format) and ``ceiling.json`` saying how it
+    was estimated, or why there is none (then no ceiling map is left from an earlier run)."""
+    from vlmbrain._io import save_json
+    from vlmbrain.artifacts import delete_map, write_map
 
+    stem = ctx.layout.brain_dir / "ceiling"
     nc, reason = choose_ceiling(ctx.config.fmri.ceiling, brain, timeline)
     if nc is None:
+        delete_map(stem)
         if ctx.config.fmri.ceiling in ("split-half", "loso", "repeats"):
             logger.warning("no noise ceiling: %s", reason)
         save_json({"available": False, "reason": reason}, ctx.layout.brain_dir / "ceiling.json")
         return
     ceiling = np.where(np.asarray(brain.valid), nc.ceiling, np.nan).astype(np.float32)
-    save_npy(ceiling, ctx.layout.brain_dir / "ceiling.npy")
-    if brain.space.kind != "array":
-        brain.space.to_dscalar(ceiling, ctx.layout.brain_dir / "ceiling.dscalar.nii", names=["noise ceiling"])
+    write_map(brain.space, ceiling, stem, names=["noise ceiling"], npy=ctx.config.encoding.npy_maps)
     save_json(nc.info(), ctx.layout.brain_dir / "ceiling.json")
     logger.info("noise ceiling (%s): median %.2f", nc.source,
                 float(np.nanmedian(ceiling)) if np.isfinite(ceiling).any() else float("nan"))
@@ -87,7 +89,7 @@ def write_ceiling(ctx: StageContext, brain, timeline) -> None:
 class BrainStage(Stage):
     name = "brain"
     help = "load, check and z-score the fMRI"
-    config_keys = ("fmri", "stimulus.tr")
+    config_keys = ("fmri", "stimulus.tr", "encoding.npy_maps")
     reads = ("timeline",)
     writes = ("brain",)
 
