@@ -13,7 +13,7 @@ max |beta_null − brute-force beta| over the timed shifts on a subset of column
     python benchmarks/bench_shift_null.py --compare --V 5000 --repeats 7 --n-jobs 1
         # cost of the tail fit: the earlier null (Gaussian-calibrated p, shifted atoms refitted alone)
         # and the default (pooled p with the GPD tail, exact refit with the nuisance) alternately in
-        # one process, p-values included; medians and their ratio
+        # one process, p-values included; medians and their ratio (--parts: and the steps between)
 """
 
 import argparse
@@ -39,6 +39,8 @@ def main():
     ap.add_argument("--null", default="pooled", choices=["pooled", "earlier"],
                     help="pooled: the default null (pooled standardised tails, shifts refitted with the run "
                     "intercepts in place); earlier: the null before them (the cost baseline of the tail fit)")
+    ap.add_argument("--parts", action="store_true",
+                    help="with --compare: also the exact refit alone and the pooled null without its seam correction")
     ap.add_argument("--compare", action="store_true",
                     help="time the earlier and the default null alternately (p-values included) and print the ratio")
     args = ap.parse_args()
@@ -108,13 +110,17 @@ def compare(args):
     if args.chunk_size:
         kw["chunk_size"] = args.chunk_size
     sides = {"earlier": dict(pooled=False, exact_nuisance=False), "default": {}}
+    if args.parts:
+        sides = {"earlier": sides["earlier"], "exact refit only": dict(pooled=False),
+                 "pooled, no seam correction": dict(seam_correction=False), "default": {}}
     times = {k: [] for k in sides}
     cpu = {k: [] for k in sides}
     for rep in range(args.repeats + 1):                 # the first round warms up, not counted
-        for name in (("earlier", "default") if rep % 2 else ("default", "earlier")):
+        names = list(sides)
+        for name in (names if rep % 2 else names[::-1]):
             t0, c0 = time.perf_counter(), time.process_time()
             res = shift_null(X, Y, runs, n_shifts=S, **kw, **sides[name])
-            res.pvalues("gaussian" if name == "earlier" else "pooled")
+            res.pvalues("pooled" if sides[name].get("pooled", True) else "gaussian")
             dt, dc = time.perf_counter() - t0, time.process_time() - c0
             if rep:
                 times[name].append(dt)
