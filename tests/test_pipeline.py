@@ -1,6 +1,7 @@
 """End to end: the demo through the CLI, CIFTI outputs, skip on re-run, resume after a failure."""
 
 import json
+import shutil
 import time
 
 import nibabel as nib
@@ -66,11 +67,32 @@ def test_rerun_recomputes_nothing(demo_run, capsys):
     assert second < first and second < 10   # the finished demo: every step skipped in seconds
 
 
-def test_failed_stage_resumes_where_it_stopped(tmp_path, monkeypatch):
+def _fast_minilm():
     cfg = demo_config(out_fast=True)
     cfg.models = [ModelConfig(name="minilm")]
-    cfg.report.surface_figures = False
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def minilm_signal(tmp_path_factory):
+    """The fast demo on minilm up to its signal step (stimulus, phantom brain, activations, signal),
+    run once: the tests below copy it and go on from there. The demo's steps have no input files,
+    so their keys do not depend on the run directory and the copied steps are skipped."""
+    out = tmp_path_factory.mktemp("minilm") / "run"
+    run_pipeline(_fast_minilm(), out, stages=["signal"])
+    return out
+
+
+def _from_signal(minilm_signal, tmp_path):
     out = tmp_path / "run"
+    shutil.copytree(minilm_signal, out)
+    return out
+
+
+def test_failed_stage_resumes_where_it_stopped(tmp_path, monkeypatch, minilm_signal):
+    cfg = _fast_minilm()
+    cfg.report.surface_figures = False
+    out = _from_signal(minilm_signal, tmp_path)
 
     import vlmbrain.stages.encoding as encoding_stage
 
@@ -88,10 +110,9 @@ def test_failed_stage_resumes_where_it_stopped(tmp_path, monkeypatch):
     assert (out / "encoding" / "minilm" / "text" / "_stage.json").is_file()
 
 
-def test_changed_parameter_reruns_only_downstream(tmp_path):
-    cfg = demo_config(out_fast=True)
-    cfg.models = [ModelConfig(name="minilm")]
-    out = tmp_path / "run"
+def test_changed_parameter_reruns_only_downstream(tmp_path, minilm_signal):
+    cfg = _fast_minilm()
+    out = _from_signal(minilm_signal, tmp_path)
     run_pipeline(cfg, out, stages=["dictionary"])
     cfg.dictionary.alpha = 0.2
     results = run_pipeline(cfg, out, stages=["dictionary"])
@@ -128,16 +149,16 @@ def test_custom_captions_and_group_npy_through_encoding(tmp_path, rng):
     assert nib.load(enc / "beta.dscalar.nii").shape == (4, 91282) and not (enc / "beta.npy").exists()
 
 
-def test_encoding_options_through_the_pipeline(tmp_path):
+def test_encoding_options_through_the_pipeline(tmp_path, minilm_signal):
     """AR(1), ridge and max-statistic FWER all run in the encoding stage on the same dictionary."""
-    cfg = demo_config(out_fast=True)
-    cfg.models = [ModelConfig(name="minilm")]
+    cfg = _fast_minilm()
     cfg.dictionary.n_atoms = 4
-    out = tmp_path / "run"
+    out = _from_signal(minilm_signal, tmp_path)
     run_pipeline(cfg, out, stages=["dictionary"])
     enc = out / "encoding" / "minilm" / "text"
+    # ridge refits every shifted design: the fewest shifts the encoding accepts (20) keep it cheap
     for method, n_shifts, correction, null_pvalues in (("ar1", 0, "fdr", "calibrated"),
-                                                        ("ridge", 40, "fdr", "empirical"),
+                                                        ("ridge", 20, "fdr", "empirical"),
                                                         ("ols", 40, "fwer", "calibrated")):
         cfg.encoding.method, cfg.encoding.n_shifts = method, n_shifts
         cfg.encoding.correction, cfg.encoding.null_pvalues = correction, null_pvalues

@@ -135,7 +135,9 @@ def test_clip_training_replays_the_shipped_run():
     from vlmbrain.toyworld.train import train_clip
 
     rec = training_record("clip")
-    _, _, run = train_clip(seed=rec["seed"], threads=2, log_every=0, stop_after=20)
+    # one thread: the CPU run is deterministic whatever the thread count (the replay matches to
+    # ~1e-7 with 1 or 2), and two threads per xdist worker on a 2-core runner spin-wait 5x the CPU
+    _, _, run = train_clip(seed=rec["seed"], threads=1, log_every=0, stop_after=20)
     assert np.mean(run["losses"]) == pytest.approx(rec["loss_first"], abs=1e-4)
 
 
@@ -144,6 +146,6 @@ def test_meter_training_replays_the_shipped_run():
     from vlmbrain.toyworld.train import train_meter
 
     rec = training_record("meter")
-    _, _, run = train_meter(seed=rec["seed"], threads=2, log_every=0, stop_after=20)
+    _, _, run = train_meter(seed=rec["seed"], threads=1, log_every=0, stop_after=20)   # see above
     assert np.mean(run["mlm_losses"]) == pytest.approx(rec["mlm_loss_first"], abs=1e-4)
     assert np.mean(run["itm_losses"]) == pytest.approx(rec["itm_loss_first"], abs=1e-4)

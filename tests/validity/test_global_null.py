@@ -79,7 +79,6 @@ def test_ols_fwer_under_the_global_null():
     _check(hits, maps, p, p_r)
 
 
-@pytest.mark.xdist_group("global-null-drift")   # both draw the drift-free base once (``_rates`` is cached)
 @pytest.mark.parametrize("drift", ["linear", "cosine"])
 def test_high_pass_removes_planted_drift(drift):
     base = _rates(rho=0.5, n_rep=24, seed=5)
