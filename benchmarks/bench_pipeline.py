@@ -40,7 +40,7 @@ Per stage:
 
 Run:
 ``nice -n 10 python benchmarks/bench_pipeline.py --runs 4 --trs-per-run 225 --grayordinates 91282
-[--models clip,meter] [--width 1] [--work DIR] [--keep] [--out-json FILE]``
+[--models clip,meter] [--width 1] [--device cuda --backend torch] [--work DIR] [--keep] [--out-json FILE]``
 Tiny check: ``--runs 2 --trs-per-run 40 --grayordinates 2000 --width 0.5``.
 """
 
@@ -237,6 +237,8 @@ def write_config(work: Path, args, models: dict) -> Path:
                  "n_grayordinates": args.grayordinates},
         "models": [],
     }
+    if args.backend != "numpy":
+        cfg["encoding"] = {"backend": args.backend}
     if "clip" in models:
         cfg["models"].append({"name": str(work / "models" / "clip-b16")})
     if "meter" in models:
@@ -244,6 +246,8 @@ def write_config(work: Path, args, models: dict) -> Path:
         cfg["models"].append({"name": "meter-clip16-roberta", "options": {
             "checkpoint": str(mdir / f"meter_{args.meter_variant}_random.ckpt"), "variant": args.meter_variant,
             "tokenizer": str(mdir / "tokenizer")}})
+    for m in cfg["models"]:
+        m["device"] = args.device
     path = work / "bench_pipeline.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
@@ -348,6 +352,8 @@ def main(argv=None) -> int:
     p.add_argument("--models", default="clip", help="comma-separated: clip, meter (default: %(default)s)")
     p.add_argument("--width", type=float, default=1.0, help="width factor of both CLIP towers (0.5 = half width)")
     p.add_argument("--meter-variant", default="pretrain_288")
+    p.add_argument("--device", default="cpu", help="model device (models[].device): cpu, cuda, cuda:N")
+    p.add_argument("--backend", default="numpy", help="encoding.backend: numpy or torch (GPU when a device is lent)")
     p.add_argument("--fps", type=int, default=2, help="frames per second of the synthetic videos")
     p.add_argument("--frame-size", type=int, default=256)
     p.add_argument("--work", help="work folder (default: a fresh temporary folder)")
