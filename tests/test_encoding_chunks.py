@@ -71,3 +71,25 @@ def test_non_finite_columns_in_several_chunks_are_all_named():
     Y[7, 700] = np.inf
     with pytest.raises(DimensionError, match=r"in 2 column\(s\) \(first: \[10, 700\]\)"):
         VoxelwiseEncoder("ols", chunk_size=128).fit(X, Y, runs=runs)
+
+
+def test_training_data_is_one_gather_of_the_training_rows_and_valid_columns(tmp_path):
+    """The encoding stage's data: equal to data[mask][:, valid], a new writable float32 array, one copy."""
+    import tracemalloc
+
+    from vlmbrain.stages.encoding import training_data
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "d.npy", rng.standard_normal((400, 3000)).astype(np.float32))
+    data = np.load(tmp_path / "d.npy", mmap_mode="r")
+    for mask in (rng.random(400) < 0.8, np.ones(400, bool)):
+        for valid in (rng.random(3000) < 0.9, np.ones(3000, bool)):
+            got = training_data(data, mask, valid)
+            np.testing.assert_array_equal(got, np.asarray(data)[mask][:, valid])
+            assert got.dtype == np.float32 and got.flags.writeable and not np.shares_memory(got, data)
+    mask, valid = rng.random(400) < 0.8, rng.random(3000) < 0.9
+    tracemalloc.start()
+    got = training_data(data, mask, valid)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1.2 * got.nbytes

@@ -95,9 +95,9 @@ class _WarningLog(logging.Handler):
         self.messages: list[str] = []
 
     def emit(self, record):
-        msg = record.getMessage()
-        if msg not in self.messages:
-            self.messages.append(msg)
+        # every occurrence: a step's sidecar lists what *it* raised, even when an earlier step
+        # raised the same message (warnings.json removes the repeats)
+        self.messages.append(record.getMessage())
 
 
 @dataclass
@@ -171,7 +171,7 @@ class Pipeline:
             raise RuntimeError(f"step {step.name} did not write {missing}")
         params = {k: config_value(self.config, k) for k in stage.config_keys}
         params.update(step.params)
-        raised = list(self._handler.messages[n_seen:]) if self._handler is not None else []
+        raised = list(dict.fromkeys(self._handler.messages[n_seen:])) if self._handler is not None else []
         save_json(
             {"step": step.name, "key": key, "params": params, "inputs": {i: self._keys.get(i) for i in step.after},
              "input_files": [str(p) for p in step.input_files], "versions": package_versions(),
@@ -242,6 +242,9 @@ class Pipeline:
         save_json(package_versions(), self.run_dir / "versions.json")
         handler = self._handler = _WarningLog()
         self._warnings = []
+        # steps of later stages that this run does not reach keep their artifacts, and with them
+        # their warnings (read from their sidecars, listed after this run's)
+        unreached = _sidecar_warnings(self.run_dir, exclude={stage.name for stage in todo})
         logger.addHandler(handler)
         # warnings.warn goes through the vlmbrain logger for the run: printed on the terminal by
         # the CLI's handler and listed in warnings.json and the report
@@ -256,7 +259,7 @@ class Pipeline:
         finally:
             warnings.showwarning = old_show
             logger.removeHandler(handler)
-            self._record_warnings(handler.messages)
+            self._record_warnings([*handler.messages, *unreached])
             self._handler = None
         return self.results
 
@@ -270,6 +273,24 @@ class Pipeline:
         """
         self._warnings = list(dict.fromkeys([*self._warnings, *messages]))
         save_json(self._warnings, self.run_dir / "warnings.json")
+
+
+def _sidecar_warnings(run_dir: Path, exclude: set[str]) -> list[str]:
+    """The warnings recorded in the step sidecars of ``run_dir`` whose stage is not in ``exclude``,
+    in stage order."""
+    names = STAGES.names()
+    found = []
+    for sidecar in sorted(Path(run_dir).rglob("_stage.json")):
+        if "cache" in sidecar.relative_to(run_dir).parts[:1]:
+            continue
+        try:
+            info = json.loads(sidecar.read_text())
+        except (json.JSONDecodeError, OSError):
+            continue
+        stage = str(info.get("step", "")).split(":", 1)[0]
+        if stage in names and stage not in exclude:
+            found.append((names.index(stage), str(info.get("step")), list(info.get("warnings") or [])))
+    return [w for _, _, ws in sorted(found, key=lambda f: (f[0], f[1])) for w in ws]
 
 
 def _log_warning(message, category, filename, lineno, file=None, line=None):

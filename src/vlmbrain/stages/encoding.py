@@ -77,7 +77,7 @@ def encode_unit(ctx: StageContext, unit: Unit, out_dir: Path) -> dict:
         logger.warning("%s/%s: %d atoms are constant within a run; their maps are zero", unit.model, unit.name,
                        int((~ok).sum()))
     valid = np.asarray(brain.valid)
-    Y = np.asarray(brain.data[mask][:, valid], dtype=np.float32)
+    Y = training_data(brain.data, mask, valid)
     # drift basis and confounds per run, on every TR of the run, then the training TRs
     nuisance = nuisance_matrix([int(n) for n in brain.run_lengths], brain.tr, cfg.high_pass_hz,
                                [str(p) for p in cfg.confounds], cfg.confound_columns)
@@ -98,6 +98,24 @@ def encode_unit(ctx: StageContext, unit: Unit, out_dir: Path) -> dict:
     return info
 
 
+def training_data(data, mask, valid) -> np.ndarray:
+    """The training TRs (``mask``) of the valid grayordinates (``valid``) as one new float32 array.
+
+    One gather, so the (memory-mapped) data are copied once, not twice (rows, then columns).
+    """
+    mask, valid = np.asarray(mask, bool), np.asarray(valid, bool)
+    arr = np.asarray(data)
+    if mask.all() and valid.all():
+        out = np.array(arr, dtype=np.float32)
+    elif valid.all():
+        out = arr[np.flatnonzero(mask)]
+    elif mask.all():
+        out = arr[:, np.flatnonzero(valid)]
+    else:
+        out = arr[np.ix_(np.flatnonzero(mask), np.flatnonzero(valid))]
+    return out.astype(np.float32, copy=False)
+
+
 def fit_subject(subject: str, spec: dict, workdir: Path) -> dict:
     """First level for one subject (a :func:`vlmbrain.brain.run_per_subject` task).
 
@@ -116,7 +134,7 @@ def fit_subject(subject: str, spec: dict, workdir: Path) -> dict:
     valid = brain.valid
     enc = VoxelwiseEncoder(method=spec["method"], chunk_size=spec["chunk_size"],
                            backend=spec.get("backend", "numpy")).fit(
-        X, brain.data[mask][:, valid], runs=runs)
+        X, training_data(brain.data, mask, valid), runs=runs)
     save_npy(full(enc.coef_, valid), Path(workdir) / "beta.npy")
     cv = enc.cv_r_ if enc.cv_r_ is not None else np.full(int(valid.sum()), np.nan, np.float32)
     save_npy(full(cv, valid), Path(workdir) / "r_cv.npy")
