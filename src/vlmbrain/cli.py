@@ -28,9 +28,19 @@ def stage_commands() -> dict[str, tuple[str, str]]:
     return {st.command: (name, st.help) for name, st in STAGES.items() if st.command}
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted (not the stream of the moment
+    ``main`` ran: a caller that swaps or closes stderr afterwards — a notebook, a test's capture —
+    must not leave the ``vlmbrain`` logger writing to a closed file)."""
+
+    def emit(self, record):
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def _setup_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("vlmbrain: %(message)s"))
     logger.handlers[:] = [handler]
     logger.setLevel(level)
