@@ -97,20 +97,12 @@ def custom_run_lengths(config: RunConfig) -> list[int]:
 
 
 def custom_stimulus_facts(config: RunConfig) -> InputFacts:
-    from vlmbrain.inspect import fmri_header
-
     st = config.stimulus
     runs = st.runs
-    lengths: list[int] | None = []
-    fmri = fmri_run_lengths(config) if any(r.n_trs is None for r in runs) else []
-    for i, run in enumerate(runs):
-        if run.n_trs is not None:
-            lengths.append(int(run.n_trs))
-        elif fmri is not None and i < len(fmri):
-            lengths.append(int(fmri[i]))
-        else:
-            lengths = None
-            break
+    try:
+        lengths = custom_run_lengths(config)
+    except ConfigError:
+        lengths = None       # the preflight says what is missing
     modalities = set()
     if any(r.video is not None or r.frames_dir is not None for r in runs):
         modalities.add("image")
