@@ -108,7 +108,8 @@ def _by_prefix(clips: pd.DataFrame, prefix: str) -> dict[str, list[np.ndarray]]:
     return {prefix: [s[:n] for s in showings]}
 
 
-def _column_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def column_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of matching columns of two (T, V) blocks (NaN for a constant column)."""
     a = a - a.mean(axis=0)
     b = b - b.mean(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -136,7 +137,7 @@ def repeat_ceiling(data, showings: list[np.ndarray], clip: str = "", chunk_size:
         segs = [np.asarray(data[s, a:b], dtype=np.float64) for s in showings]
         z = np.zeros(b - a)
         for i, j in pairs:
-            z += np.arctanh(np.clip(_column_corr(segs[i], segs[j]), -0.999999, 0.999999))
+            z += np.arctanh(np.clip(column_corr(segs[i], segs[j]), -0.999999, 0.999999))
         rel[a:b] = np.tanh(z / len(pairs))
     with np.errstate(invalid="ignore"):
         ceiling = np.where(rel > 0, np.sqrt(np.clip(rel, 0, 1)), np.nan)

@@ -207,15 +207,9 @@ def _zscore_runs_block(x: np.ndarray, lengths) -> np.ndarray:
     return zscore_runs(np.asarray(x, dtype=np.float64), np.repeat(np.arange(len(lengths)), lengths))[0].astype(np.float64)
 
 
-def _corr_z(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Column correlation of two blocks already z-scored per run (mean 0 per run)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (a * b).sum(axis=0) / np.sqrt((a * a).sum(axis=0) * (b * b).sum(axis=0))
-
-
 def _split_half_ceiling(mean, count, half, half_count, lengths, chunk_size):
     """Ceiling from the correlation of the even- and odd-numbered subjects' means (before re-z-scoring)."""
-    from vlmbrain.brain.ceiling import group_ceiling, reliability_from_halves
+    from vlmbrain.brain.ceiling import column_corr, group_ceiling, reliability_from_halves
 
     n_v = mean.shape[1]
     other_count = count - half_count
@@ -225,7 +219,7 @@ def _split_half_ceiling(mean, count, half, half_count, lengths, chunk_size):
         n_a, n_b = half_count[a:b], other_count[a:b]
         ok = (n_a > 0) & (n_b > 0)
         odd = (count[a:b] * mean[:, a:b].astype(np.float64) - n_a * half[:, a:b].astype(np.float64)) / np.maximum(n_b, 1)
-        r[a:b] = np.where(ok, _corr_z(_zscore_runs_block(half[:, a:b], lengths), _zscore_runs_block(odd, lengths)),
+        r[a:b] = np.where(ok, column_corr(_zscore_runs_block(half[:, a:b], lengths), _zscore_runs_block(odd, lengths)),
                           np.nan)
     rho1 = reliability_from_halves(r, half_count, other_count)
     nc = group_ceiling(rho1, count, "split-half", int(count.max()), mean.shape[0])
@@ -236,7 +230,7 @@ def _split_half_ceiling(mean, count, half, half_count, lengths, chunk_size):
 
 def _loso_ceiling(mean, count, pairs, lengths, chunk_size, open_kw):
     """Ceiling from each subject's correlation with the mean of the others (a second read of every subject)."""
-    from vlmbrain.brain.ceiling import group_ceiling, reliability_from_loso
+    from vlmbrain.brain.ceiling import column_corr, group_ceiling, reliability_from_loso
 
     n_v = mean.shape[1]
     z_sum = np.zeros(n_v)
@@ -257,7 +251,7 @@ def _loso_ceiling(mean, count, pairs, lengths, chunk_size, open_kw):
             for k in range(len(lengths)):        # the others' mean, centred per run like z
                 seg = others[starts[k]:starts[k + 1]]
                 seg -= seg.mean(axis=0)
-            r = _corr_z(z, others)
+            r = column_corr(z, others)
             good = ok & np.isfinite(r)
             z_sum[a:b] += np.where(good, np.arctanh(np.clip(r, -0.999999, 0.999999)), 0.0)
             z_n[a:b] += good
