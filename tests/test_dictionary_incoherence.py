@@ -119,3 +119,10 @@ def test_per_atom_maps_are_recovered_only_with_incoherent_atoms():
         out[inc] = (found.mean(), np.median(np.abs(enc.tvalues_[drivers, np.arange(V)])))
     assert out[0.0][0] < 0.5 and out[0.0][1] < 2
     assert out[1.0][0] >= 0.95 and out[1.0][1] > 5
+
+
+def test_a_negative_incoherence_is_refused():
+    from vlmbrain.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"incoherence=-1\.0 must be a float >= 0"):
+        TemporalDictionary(n_atoms=2, incoherence=-1.0).fit(np.random.default_rng(0).normal(size=(20, 10)))

@@ -171,3 +171,11 @@ def test_group_run_writes_the_subject_ceiling_and_reports_it(tmp_path):
     assert not (out / "brain" / "ceiling.npy").exists()
     assert not (out / "analysis" / "noise_ceiling.tsv").exists()
     assert "split-half across subjects" not in (out / "report" / "index.html").read_text()
+
+
+def test_an_unknown_subject_estimator_is_refused(tmp_path):
+    from vlmbrain.errors import ConfigError
+
+    subjects, _ = _phantom(tmp_path, 2, np.ones(4), lengths=(20, 20))
+    with pytest.raises(ConfigError, match=r"ceiling must be 'split-half', 'loso' or None, got 'halves'"):
+        group_average(subjects, tr=1.0, ceiling="halves")
