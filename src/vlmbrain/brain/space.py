@@ -400,6 +400,43 @@ class BrainSpace:
             )
 
     # ------------------------------------------------------------------ writers
+    def _brain_model_mapping(self):
+        """The CIFTI-2 index map of this space's brain models (dimension 1), built once per axis.
+
+        Building it from the ``BrainModelAxis`` walks every grayordinate (about 0.2 s at 91,282);
+        every map of a run shares it.
+        """
+        cached = getattr(self, "_bm_cache", None)
+        if cached is None or cached[0] is not self.axis:
+            cached = (self.axis, self.axis.to_mapping(1))
+            self._bm_cache = cached
+        return cached[1]
+
+    def _save_cifti(self, arr, row_axis, intent, path, suffix) -> Path:
+        """Write a dense CIFTI-2 file (rows ``row_axis``, columns this space's grayordinates), atomically.
+
+        The file is what ``nib.save(nib.Cifti2Image(arr, (row_axis, self.axis)))`` writes, byte for
+        byte (tested), through the same nibabel objects: the XML header and its NIfTI-2 container.
+        It skips the ``Cifti2Image`` wrapper, which deep-copies the header and rebuilds the
+        brain-model axis from it twice per write (about 0.6 s per 91,282-column map).
+        """
+        from nibabel.cifti2 import Cifti2Header, Cifti2Matrix
+        from nibabel.cifti2.parse_cifti2 import Cifti2Extension
+
+        arr = np.asarray(arr)
+        if arr.ndim != 2 or arr.shape != (len(row_axis), self.n_grayordinates):
+            raise DimensionError(f"CIFTI data of shape {arr.shape}; expected ({len(row_axis)}, "
+                                 f"{self.n_grayordinates})")
+        matrix = Cifti2Matrix()
+        matrix.append(row_axis.to_mapping(0))
+        matrix.append(self._brain_model_mapping())
+        header = nib.Nifti2Header()
+        header.set_intent(intent)
+        header.extensions.append(Cifti2Extension.from_bytes(Cifti2Header(matrix).to_xml()))
+        header["pixdim"][:4] = 1
+        img = nib.Nifti2Image(arr.reshape((1, 1, 1, 1) + arr.shape), None, header)
+        return _atomic_save(img, path, suffix)
+
     def to_dscalar(self, data, path, names=None) -> Path:
         """Write a CIFTI-2 dense scalar file (float32, NaN allowed), atomically.
 
@@ -417,9 +454,7 @@ class BrainSpace:
         names = [f"map_{i}" for i in range(arr.shape[0])] if names is None else [str(n) for n in names]
         if len(names) != arr.shape[0]:
             raise DimensionError(f"{len(names)} names for {arr.shape[0]} maps")
-        img = nib.Cifti2Image(arr, header=(cifti2_axes.ScalarAxis(names), self.axis))
-        img.nifti_header.set_intent("ConnDenseScalar")
-        return _atomic_save(img, path, ".dscalar.nii")
+        return self._save_cifti(arr, cifti2_axes.ScalarAxis(names), "ConnDenseScalar", path, ".dscalar.nii")
 
     def to_dtseries(self, data, path, tr: float, start: float = 0.0) -> Path:
         """Write a CIFTI-2 dense time series (float32), atomically (e.g. phantom or averaged data).
@@ -439,9 +474,7 @@ class BrainSpace:
             raise DimensionError(f"dtseries data must be (n_timepoints, n_grayordinates), got shape {arr.shape}")
         arr, _ = self._as_2d(arr)
         series = cifti2_axes.SeriesAxis(start=float(start), step=float(tr), size=arr.shape[0], unit="SECOND")
-        img = nib.Cifti2Image(arr.astype(np.float32), header=(series, self.axis))
-        img.nifti_header.set_intent("ConnDenseSeries")
-        return _atomic_save(img, path, ".dtseries.nii")
+        return self._save_cifti(arr.astype(np.float32), series, "ConnDenseSeries", path, ".dtseries.nii")
 
     def to_dlabel(self, labels, path, label_table, names=None) -> Path:
         """Write a CIFTI-2 dense label file, atomically.
@@ -470,9 +503,7 @@ class BrainSpace:
         if len(names) != arr.shape[0]:
             raise DimensionError(f"{len(names)} names for {arr.shape[0]} maps")
         lab_axis = cifti2_axes.LabelAxis(names, [table] * arr.shape[0])
-        img = nib.Cifti2Image(arr.astype(np.float32), header=(lab_axis, self.axis))
-        img.nifti_header.set_intent("ConnDenseLabel")
-        return _atomic_save(img, path, ".dlabel.nii")
+        return self._save_cifti(arr.astype(np.float32), lab_axis, "ConnDenseLabel", path, ".dlabel.nii")
 
     def to_nifti(self, data, path=None):
         """Volumes of a NIfTI space: (V,) → 3-D, (k, V) → 4-D image (NaN outside the mask).
