@@ -106,7 +106,7 @@ def _group_label(row, cols):
     return " / ".join(str(row[c]) for c in cols)
 
 
-def save_figure(fig, out_dir, name: str, dpi: int = 150, tight: bool = True):
+def save_figure(fig, out_dir, name: str, dpi: int = 150, tight: bool = True, svg: bool = True):
     """Save a figure as ``out_dir/name.svg`` and ``out_dir/name.png``.
 
     Parameters
@@ -121,20 +121,24 @@ def save_figure(fig, out_dir, name: str, dpi: int = 150, tight: bool = True):
     tight : bool, default=True
         Crop to the drawn content (costs one extra draw: pass False for surface maps,
         whose layout is fixed).
+    svg : bool, default=True
+        Also write the SVG. Every save is a full draw; surface maps pass False, since their
+        meshes are a bitmap in either format.
 
     Returns
     -------
-    svg_path, png_path : Path
+    svg_path, png_path : Path (``svg_path`` None when ``svg=False``)
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    svg, png = out_dir / f"{name}.svg", out_dir / f"{name}.png"
+    svg_path, png = (out_dir / f"{name}.svg" if svg else None), out_dir / f"{name}.png"
     # a fixed hash salt (SVG element ids) and no creation date: the same figure gives the same bytes
     with mpl.rc_context({"svg.fonttype": "none", "svg.hashsalt": "vlmbrain"}):
         bbox = "tight" if tight else None
-        fig.savefig(svg, bbox_inches=bbox, dpi=dpi, metadata={"Date": None})
+        if svg_path is not None:
+            fig.savefig(svg_path, bbox_inches=bbox, dpi=dpi, metadata={"Date": None})
         fig.savefig(png, bbox_inches=bbox, dpi=dpi)
-    return svg, png
+    return svg_path, png
 
 
 # ----------------------------------------------------------------------------- network bars

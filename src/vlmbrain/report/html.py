@@ -4,9 +4,9 @@
 :class:`~vlmbrain.artifacts.RunLayout`, tables from their schemas, models from ``model.json``),
 calls every section registered in :mod:`vlmbrain.report.sections` in order, and writes one
 HTML file with every figure embedded (inline SVG, or base64 PNG for surface maps) and no
-external URL; figures are also saved under ``<report>/figures/`` as SVG and PNG. A section
-whose inputs are absent says "skipped" with the reason. Nothing is recomputed: the only
-arithmetic is thresholding maps at the configured q level for the branch-overlap display and
+external URL; figures are also saved under ``<report>/figures/`` as SVG and PNG (surface maps
+as PNG only). A section whose inputs are absent says "skipped" with the reason. Nothing is
+recomputed: the only arithmetic is thresholding maps at the configured q level for the branch-overlap display and
 the atom cards' maps, and counting grayordinates per network for its composition.
 
 The page opens with the findings and ends with provenance, parameters and versions. With
@@ -143,7 +143,7 @@ def build_report(run_dir, out=None, *, figures: str | None = None, max_surface_m
         The run directory (layout in :mod:`vlmbrain.artifacts`).
     out : str or Path, optional
         Output HTML file; default ``run_dir/report/index.html``. Figures go to
-        ``<out folder>/figures/`` as SVG and PNG.
+        ``<out folder>/figures/`` as SVG and PNG (surface maps PNG only).
     figures : {'all', 'fast', 'none'}, optional
         ``'all'``: every figure, surface maps included (a few seconds each); ``'fast'``: no
         surface maps; ``'none'``: tables only. Default: ``'all'`` when

@@ -4,8 +4,9 @@ One figure = both hemispheres, lateral and medial views (4 panels) and one colou
 grayordinate vector reaches the meshes through its :class:`~vlmbrain.brain.space.BrainSpace`
 (``cortex_to_surface``), so any CIFTI space whose cortex lives on fsLR-32k vertices is drawn,
 whatever its number of grayordinates; the default space is the standard HCP 91k one.
-The triangle meshes are rasterised inside the SVG so that a figure stays ~0.2 MB instead of
-~50 MB of vector triangles; text, colour bar and labels stay vector.
+The triangle meshes are rasterised (a figure saved as SVG stays ~0.2 MB instead of ~50 MB of
+vector triangles, with text, colour bar and labels vector); the report saves these figures as
+PNG only, since the meshes are a bitmap either way and every format is one more full draw.
 """
 
 from __future__ import annotations

@@ -104,7 +104,7 @@ class Figure:
 
 
 class FigureSink:
-    """Draws, saves (``<report>/figures/<name>.svg`` and ``.png``) and embeds figures.
+    """Draws, saves (``<report>/figures/<name>.svg`` and ``.png``; a surface map only ``.png``) and embeds figures.
 
     Attributes
     ----------
@@ -129,8 +129,9 @@ class FigureSink:
     def add(self, make, name: str, title: str, caption: str = "", *, surface: bool = False) -> Figure | None:
         """Draw ``make()`` (a matplotlib figure), save it and return it ready to embed.
 
-        ``surface=True`` marks a surface map: embedded as PNG (its meshes are heavy as SVG),
-        counted against ``max_surface_maps``. Returns None when figures (or surface maps) are
+        ``surface=True`` marks a surface map: saved and embedded as PNG only (its meshes are a
+        bitmap in an SVG too, and each format is a full draw of four 3-D meshes), counted
+        against ``max_surface_maps``. Returns None when figures (or surface maps) are
         off, over the limit, or when drawing failed; a failure becomes a note of the
         report, never an exception, so one bad artifact does not stop the page.
         """
@@ -149,7 +150,7 @@ class FigureSink:
         fig = None
         try:
             fig = make()
-            svg, png = save_figure(fig, self.fig_dir, name, dpi=self.dpi, tight=not surface)
+            svg, png = save_figure(fig, self.fig_dir, name, dpi=self.dpi, tight=not surface, svg=not surface)
         except Exception as err:  # noqa: BLE001 - one bad artifact must not stop the report
             logger.warning("report: figure %s failed: %s", name, err)
             _add_note(self.notes, f"figure {name} could not be drawn: {err}")
@@ -163,7 +164,7 @@ class FigureSink:
         else:
             text = svg.read_text(encoding="utf-8")
             body = text[text.find("<svg"):]
-        return Figure(title, caption, body, [f"figures/{svg.name}", f"figures/{png.name}"])
+        return Figure(title, caption, body, [f"figures/{p.name}" for p in (svg, png) if p is not None])
 
 
 def _add_note(notes: list, message: str) -> None:
