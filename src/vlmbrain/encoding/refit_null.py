@@ -28,7 +28,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from vlmbrain.encoding._checks import check_runs
-from vlmbrain.encoding.null import _choose_decimation, shift_null
+from vlmbrain.encoding.null import (SEAM_MAX_LAG, _choose_decimation, _lag1_autocorrelation, _run_autocov,
+                                    _seam_factors, shift_null)
 from vlmbrain.encoding.tails import POOL_DRAWS, PooledNull, atom_mean_spread, leave_window_out
 from vlmbrain.errors import ConfigError
 from vlmbrain.stats import fwer_maxstat, permutation_pvalue
@@ -80,6 +81,80 @@ def whiten_ar1(A, rho, starts):
     out = A.copy()
     out[1:] -= np.asarray(rho)[None] * A[:-1] if np.ndim(rho) else rho * A[:-1]
     out[starts] = A[starts]
+    return out
+
+
+def _unwhiten_ar1_transpose(U, rho, starts):
+    """``Wᵀ U`` for the prewhitening ``W`` of :func:`whiten_ar1`: ``u_t − ρ u_{t+1}``, except
+    before a segment start."""
+    out = U.copy()
+    out[:-1] -= rho * U[1:]
+    for s in starts:
+        if s > 0:
+            out[s - 1] += rho * U[s]
+    return out
+
+
+def _run_crosscov(A, B, bounds, n_lag):
+    """``Σ_{t, t+τ in one run} a(t) b(t+τ) + b(t) a(t+τ)`` for τ = 1 … n_lag − 1 and
+    ``Σ_t a(t) b(t)`` at τ = 0 of every column pair of ``A`` and ``B`` (T, m) → (m, n_lag): the
+    lag products of the bilinear form ``aᵀ Σ b`` (conventions of
+    :func:`vlmbrain.encoding.null._run_autocov`)."""
+    import scipy.fft as sfft
+
+    out = np.zeros((A.shape[1], n_lag))
+    for a, b in bounds:
+        n = sfft.next_fast_len(b - a + n_lag, real=True)
+        fa = sfft.rfft(A[a:b].astype(np.float32), n=n, axis=0)
+        fb = sfft.rfft(B[a:b].astype(np.float32), n=n, axis=0)
+        cc = sfft.irfft(np.conj(fa) * fb, n=n, axis=0)      # cc[τ] = Σ a(t) b(t+τ), cc[n−τ] = Σ a(t+τ) b(t)
+        m = min(n_lag, b - a)
+        out[:, :m] += cc[:m].T
+        out[:, 1:m] += cc[n - np.arange(1, m)].T
+    return out
+
+
+def _ar1_seam_lag_products(Xc, Nb, bounds, lags, rho, starts, max_lag=SEAM_MAX_LAG, max_columns=4096):
+    """Lag products of the AR(1) GLM's null directions, prewhitened with ``rho``, at the given
+    lags (the AR(1) counterpart of :func:`vlmbrain.encoding.null._seam_lag_products`).
+
+    The AR(1) fit of a design ``Z = [X_s, run dummies]`` is linear in the data: its atom
+    coefficients are ``β = Aᵀ y`` with ``A = Wᵀ Z_w (Z_wᵀ Z_w)⁻¹`` (atom columns), ``W`` the
+    prewhitening and ``Z_w = W Z``. Under noise of autocovariance Σ, projected off the nuisance
+    ``Nb`` as the data are, the t's numerator has second moment ``a_kᵀ Σ a_k / g_kk``
+    (``a_k`` projected off ``Nb``, ``g_kk`` the whitened model's ``(Z_wᵀ Z_w)⁻¹``), and the
+    in-sample R² (``2 βᵀ X_sᵀ y − βᵀ X_sᵀ X_s β`` over the shift-invariant ``yᵀy``) has mean
+    ``2 tr(X_sᵀ Σ A) − tr(X_sᵀ X_s Aᵀ Σ A)``. Rows ``:K`` hold the atoms' lag products, row
+    ``K`` the R²'s, for :func:`vlmbrain.encoding.null._seam_factors`. The lags are batched
+    into FFTs of at most ``max_columns`` columns.
+    """
+    Xc = np.asarray(Xc, dtype=np.float64)
+    T, K = Xc.shape
+    n_lag = int(min(max_lag, T // 4)) + 1
+    D = np.zeros((T, len(bounds)))
+    for r, (a, b) in enumerate(bounds):
+        D[a:b, r] = 1.0
+    lags = np.asarray(lags)
+    out = np.empty((lags.size, K + 1, n_lag))
+    step = max(1, max_columns // (3 * K))
+    for i0 in range(0, lags.size, step):
+        auto, left, right = [], [], []
+        for s in lags[i0:i0 + step]:
+            Xs = np.roll(Xc, int(s), axis=0)
+            Xs -= Nb @ (Nb.T @ Xs)
+            Zw = whiten_ar1(np.concatenate([Xs, D], axis=1), rho, starts)
+            Gi = np.linalg.inv(Zw.T @ Zw)
+            A = _unwhiten_ar1_transpose(Zw @ Gi[:, :K], rho, starts)
+            A -= Nb @ (Nb.T @ A)
+            auto += [A / np.sqrt(np.diag(Gi)[:K]), A @ np.linalg.cholesky(Xs.T @ Xs)]
+            left.append(Xs)
+            right.append(A)
+        n = len(left)
+        ac = _run_autocov(np.concatenate(auto, axis=1), bounds, n_lag).reshape(n, 2, K, n_lag)
+        cc = _run_crosscov(np.concatenate(left, axis=1), np.concatenate(right, axis=1), bounds,
+                           n_lag).reshape(n, K, n_lag)
+        out[i0:i0 + n, :K] = ac[:, 0]
+        out[i0:i0 + n, K] = 2.0 * cc.sum(1) - ac[:, 1].sum(1)
     return out
 
 
@@ -165,7 +240,7 @@ def ridge_shift_null(X, Y, runs, **kw):
 
 
 def refit_shift_null(X, Y, runs, *, method="ridge", n_shifts=1000, random_state=0, nuisance=None,
-                     chunk_size=None, pooled=True, params=None, progress=False):
+                     chunk_size=None, pooled=True, params=None, progress=False, seam_correction=True):
     """Shift null of a method by refitting it on every shifted design → :class:`RefitNullResult`.
 
     Statistics: ridge — the coefficients (atom maps) and the leave-one-run-out prediction r
@@ -177,6 +252,17 @@ def refit_shift_null(X, Y, runs, *, method="ridge", n_shifts=1000, random_state=
     and ``nuisance`` stay in place (the shifted atoms are projected off them again). ``params``:
     further encoder parameters (``alphas``, ``cv``, ``scoring``, ``ar1_bins``, ``ar1_scope``).
     ``progress``: a progress bar (tqdm, with ETA, on stderr) over the refits (chunks × shifts).
+
+    ``seam_correction`` (AR(1), pooled p-values): as in the OLS null
+    (:func:`vlmbrain.encoding.shift_null`), every standardised statistic is also divided by the
+    ratio of its expected null second moment to that of the shifts it is standardised by, here
+    for the AR(1) fit's own directions — the design prewhitened with the grayordinate's fitted ρ
+    (binned to 0.01), fitted with the run dummies, projected off the nuisance
+    (:func:`_ar1_seam_lag_products`) — under AR(1) noise with the lag-1 autocorrelation of the
+    grayordinate's nuisance-projected data within runs. The observed design's run boundaries
+    are the data's; a shifted design's are not, and its prewhitened directions see less of the
+    noise there (runs restart the noise, the concatenated prewhitening does not). Without it,
+    2 × 150 TRs at ρ = 0.8 gave 7 % of the fit's p below 0.05. Ridge has no such correction.
     """
     from tqdm.auto import tqdm
 
@@ -198,14 +284,42 @@ def refit_shift_null(X, Y, runs, *, method="ridge", n_shifts=1000, random_state=
     hb = min(-(-h // g), max(0, (nb - max(5, nb // 4)) // 2))
     params = dict(params or {})
 
-    def fits(Xs, Yc):
-        """Atom statistic (K, c) and fit statistic (c,) of one design, tuned as observed."""
+    def fits(Xs, Yc, full=False):
+        """Atom statistic (K, c) and fit statistic (c,) of one design, tuned as observed (and
+        the encoder, with ``full``)."""
         if method == "ridge":
             enc = VoxelwiseEncoder(method="ridge", compute_cv=True, n_nuisance=n_nuis, **params).fit(
                 Xs, Yc, runs=runs)
-            return enc.coef_.astype(np.float64), enc.cv_r_.astype(np.float64)
-        enc = VoxelwiseEncoder(method=method, compute_cv=False, n_nuisance=n_nuis, **params).fit(Xs, Yc, runs=runs)
-        return enc.tvalues_.astype(np.float64), np.asarray(enc.r2_, np.float64)
+            out = enc.coef_.astype(np.float64), enc.cv_r_.astype(np.float64)
+        else:
+            enc = VoxelwiseEncoder(method=method, compute_cv=False, n_nuisance=n_nuis, **params).fit(
+                Xs, Yc, runs=runs)
+            out = enc.tvalues_.astype(np.float64), np.asarray(enc.r2_, np.float64)
+        return out + (enc,) if full else out
+
+    seam = None
+    if pooled and seam_correction and method == "ar1":
+        # lag products of the AR(1) fit's directions at lag 0 and the pooled blocks' centres,
+        # one set per prewhitening coefficient (binned to 0.01), computed when first needed
+        seam = {}
+        seam_lags = np.r_[0, shifts[g // 2: nb * g: g]]
+        seam_starts = [0] if params.get("ar1_scope", "concat") == "concat" else [a for a, _ in bounds]
+
+    def seam_chunk(enc, Yc):
+        """Seam factors of one chunk: (K + 1, c) for the observed statistics, (nb, K + 1, c)
+        for the pooled draws (rows: atoms, then the fit)."""
+        c = Yc.shape[1]
+        rho_w = np.round(np.clip(np.asarray(enc.ar1_rho_, np.float64), -0.99, 0.99) * 100) / 100
+        rho_n = _lag1_autocorrelation(Yc, bounds)
+        k_obs = np.empty((K + 1, c))
+        k_null = np.empty((nb, K + 1, c))
+        for val in np.unique(rho_w):
+            cols = np.flatnonzero(rho_w == val)
+            key = float(val)
+            if key not in seam:
+                seam[key] = _ar1_seam_lag_products(Xc, Nb, bounds, seam_lags, key, seam_starts)
+            k_obs[:, cols], k_null[:, :, cols] = _seam_factors(seam[key], rho_n[cols], hb)
+        return k_obs, k_null
 
     p_emp = np.empty((K, V))
     p_r_emp = np.empty(V)
@@ -232,8 +346,12 @@ def refit_shift_null(X, Y, runs, *, method="ridge", n_shifts=1000, random_state=
             sl = slice(c0, min(V, c0 + chunk_size))
             Yc = np.asarray(Y[:, sl], dtype=np.float64)
             Yc -= Nb @ (Nb.T @ Yc)
-            b0, r0 = fits(Xc, Yc)
+            b0, r0, enc0 = fits(Xc, Yc, full=True)
             c = b0.shape[1]
+            kb, kr = 1.0, 1.0
+            if seam is not None:
+                k_obs, k_null = seam_chunk(enc0, Yc)
+                kb, kr = k_null[:, :K], k_null[:, K]
             nb_ = np.empty((c, K, S))
             nr_ = np.empty((c, S))
             for i in range(S):
@@ -253,7 +371,10 @@ def refit_shift_null(X, Y, runs, *, method="ridge", n_shifts=1000, random_state=
                 rms_b, rms_r = np.sqrt(atom_mean_spread(tot_b / S, axis=1)), np.sqrt(tot_r / S)
                 w_b[:, sl] = (np.abs(b0).T / rms_b).T
                 w_r[sl] = r0 / rms_r
-                obs_b[:, sl], obs_r[sl] = w_b[:, sl], w_r[sl]
+                obs_b[:, sl], obs_r[sl] = w_b[:, sl], w_r[sl]     # (the max-statistic null: uncorrected)
+                if seam is not None:
+                    w_b[:, sl] /= np.sqrt(k_obs[:K])
+                    w_r[sl] /= k_obs[K]
                 max_b = np.maximum(max_b, np.nanmax(ab / rms_b[:, :, None], axis=0).T)
                 max_r = np.maximum(max_r, np.nanmax(nr_ / rms_r[:, None], axis=0))
                 if pooled:
@@ -262,8 +383,8 @@ def refit_shift_null(X, Y, runs, *, method="ridge", n_shifts=1000, random_state=
                     rsum = sq_r[:, :nb * g].reshape(c, nb, g).sum(-1).T
                     cb = ab[:, :, g // 2: nb * g: g].transpose(2, 1, 0)
                     cr = nr_[:, g // 2: nb * g: g].T
-                    pool_b.add(cb / np.sqrt(atom_mean_spread(leave_window_out(bsum, tot_b.T, S, g, hb), axis=1)))
-                    pool_r.add((cr / np.sqrt(leave_window_out(rsum, tot_r, S, g, hb)))[:, None, :])
+                    pool_b.add(cb / np.sqrt(atom_mean_spread(leave_window_out(bsum, tot_b.T, S, g, hb), axis=1) * kb))
+                    pool_r.add((cr / (np.sqrt(leave_window_out(rsum, tot_r, S, g, hb)) * kr))[:, None, :])
     p = {"empirical": (p_emp, p_r_emp)}
     tails = {}
     if pooled:
