@@ -160,3 +160,44 @@ def test_seam_correction_of_the_ar1_refit_null():
     assert lo <= 0.055 and hi >= 0.045, f"atom p < 0.05 in {hits[True] / n:.4f} with the seam correction"
     lo_off, _ = clopper_pearson(hits[False], n)
     assert lo_off > 0.06, f"without the correction the atom p should be liberal here: {hits[False] / n:.4f}"
+
+
+@pytest.mark.parametrize("scope", ["concat", "run"])
+def test_ar1_seam_lag_products_are_the_exact_null_moments(scope):
+    # against the dense computation: β = Aᵀy of the prewhitened fit with run dummies, y the
+    # nuisance-projected within-run AR(1) noise; t numerator a_kᵀΣa_k / g_kk, R²·yᵀy mean
+    from vlmbrain.encoding._checks import check_runs
+    from vlmbrain.encoding.null import _nuisance_basis
+    from vlmbrain.encoding.nuisance import residualize
+    from vlmbrain.encoding.refit_null import _ar1_seam_lag_products
+
+    lens, K, rho_w, rho_n = (50, 40, 60), 4, 0.6, 0.75
+    rng = np.random.default_rng(3)
+    X, runs = smooth_atoms(rng, lens, K, tr=TR)
+    T = runs.size
+    N = nuisance_matrix(lens, TR, 0.01)
+    Xr, _ = residualize(X, runs, N)
+    _, bounds = check_runs(runs, T)
+    Nb = _nuisance_basis(bounds, N, T)
+    starts = [0] if scope == "concat" else [a for a, _ in bounds]
+    lags = [0, 31, 77]
+    E = _ar1_seam_lag_products(Xr, Nb, bounds, lags, rho_w, starts, max_lag=T, max_columns=2 * 3 * K) \
+        @ rho_n ** np.arange(T // 4 + 1)
+    W = np.eye(T) - rho_w * np.eye(T, k=-1)
+    W[starts, np.maximum(np.array(starts) - 1, 0)] = 0.0
+    W[0, 0] = 1.0
+    Sig = np.zeros((T, T))
+    D = np.zeros((T, len(bounds)))
+    for r, (a, b) in enumerate(bounds):
+        i = np.arange(b - a)
+        Sig[a:b, a:b] = rho_n ** np.abs(i[:, None] - i[None])
+        D[a:b, r] = 1.0
+    P = np.eye(T) - Nb @ Nb.T
+    for i, s in enumerate(lags):
+        Xs = P @ np.roll(Xr, s, axis=0)
+        Zw = W @ np.concatenate([Xs, D], axis=1)
+        Gi = np.linalg.inv(Zw.T @ Zw)
+        A = P @ W.T @ Zw @ Gi[:, :K]
+        np.testing.assert_allclose(E[i, :K], np.einsum("tk,tk->k", A, Sig @ A) / np.diag(Gi)[:K], rtol=1e-5)
+        r2 = 2 * np.trace(Xs.T @ Sig @ A) - np.trace(Xs.T @ Xs @ A.T @ Sig @ A)
+        np.testing.assert_allclose(E[i, K], r2, rtol=1e-5)
