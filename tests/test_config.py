@@ -87,3 +87,16 @@ def test_relative_paths_resolve_against_config_folder(tmp_path):
     path.write_text(yaml.safe_dump({"fmri": {"kind": "npy", "paths": ["a.npy"]}}))
     cfg = load_config(path)
     assert cfg.fmri.paths[0] == (tmp_path / "sub" / "a.npy").resolve()
+
+
+def test_environment_over_a_configuration_built_in_code():
+    from vlmbrain.config import demo_config, with_environment
+
+    cfg = demo_config()
+    assert with_environment(cfg, environ={"VLMBRAIN_CACHE": "/x", "HOME": "/y"}) is cfg   # nothing to lay over
+    env = {"VLMBRAIN_REPORT__SURFACE_FIGURES": "false", "VLMBRAIN_DICTIONARY__N_ATOMS": "5"}
+    got = with_environment(cfg, environ=env)
+    assert got.report.surface_figures is False and got.dictionary.n_atoms == 5
+    assert got.models == cfg.models and got.encoding == cfg.encoding
+    with pytest.raises(ConfigError, match=r"environment \(VLMBRAIN_\*\).*dictionary\.n_atoms"):
+        with_environment(cfg, environ={"VLMBRAIN_DICTIONARY__N_ATOMS": "-3"})

@@ -312,6 +312,15 @@ def _apply_env(data: dict, environ=None) -> dict:
     return data
 
 
+def with_environment(config: RunConfig, environ=None) -> RunConfig:
+    """``config`` with the ``VLMBRAIN_<SECTION>__<KEY>`` environment variables laid over it
+    (for configurations built in code, e.g. the demo's); the same object when none is set."""
+    environ = os.environ if environ is None else environ
+    if not any(name.startswith("VLMBRAIN_") and "__" in name for name in environ):
+        return config
+    return validate_config(_apply_env(config.to_dict(), environ), source="environment (VLMBRAIN_*)")
+
+
 def load_config(path, overrides: dict | None = None, environ=None) -> RunConfig:
     """Load, overlay environment and overrides, and validate a YAML configuration file.
 

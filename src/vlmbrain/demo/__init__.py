@@ -69,11 +69,15 @@ def demo_summary(run_dir) -> str | None:
 
 
 def run_demo(out, fast: bool = False, force: bool = False, progress: bool = False):
-    """Run the demo configuration into ``out``; return (step results, terminal summary)."""
-    from vlmbrain.config import demo_config
+    """Run the demo configuration into ``out``; return (step results, terminal summary).
+
+    ``VLMBRAIN_<SECTION>__<KEY>`` environment variables change the demo's configuration as
+    they change a configuration file's (e.g. ``VLMBRAIN_DICTIONARY__INCOHERENCE=1``).
+    """
+    from vlmbrain.config import demo_config, with_environment
     from vlmbrain.pipeline import run_pipeline
 
-    config = demo_config(out_fast=fast)
+    config = with_environment(demo_config(out_fast=fast))
     logger.info("demo: toy-world movie (%d runs x %d TRs), phantom fMRI on 91,282 grayordinates, models %s",
                 config.demo.n_runs, config.demo.run_length, ", ".join(m.name for m in config.models))
     results = run_pipeline(config, out, force=force, progress=progress)
