@@ -26,6 +26,8 @@ for every side). SPAMS is a GPL benchmark peer only (``pip install spams-bin``, 
     python benchmarks/bench_dictionary.py --data text --tols 1e-2 1e-3 3e-4 1e-4 1e-5
     python benchmarks/bench_dictionary.py --data vision --before da7df95    # the previous solver
     python benchmarks/bench_dictionary.py --quick                            # planted, T=600, N=4096
+    python benchmarks/bench_dictionary.py --data vision --threads 1 --seeds 0 1 2 3 4 --spams-path /tmp/spams \
+        --spams-iters 100 150 200 300 --no-sklearn                           # SPAMS at our objective
 """
 
 from __future__ import annotations
@@ -152,7 +154,10 @@ def load_data(args):
         T = args.T or (600 if args.quick else 3600)
         N = args.N or (4096 if args.quick else 27648)
         return prepare_columns(planted(T, N, args.K)), f"planted T={T} N={N}"
-    X, runs = vision_activations() if args.data == "vision" else text_activations()
+    if args.data == "vision":
+        X, runs = vision_activations()
+    else:
+        X, runs = text_activations(*((args.text_trs, max(2, args.text_trs // 900)) if args.text_trs else ()))
     Z, kept = process_timecourses(X, runs, 1.0)
     what = ("CLIP-B/16-sized vision tower (random weights) over the toy-world movie" if args.data == "vision"
             else "all-MiniLM-L6-v2 head units over subtitle-like captions")
@@ -182,8 +187,13 @@ def main():
     ap.add_argument("--T", type=int, default=None)
     ap.add_argument("--N", type=int, default=None)
     ap.add_argument("--K", type=int, default=64)
+    ap.add_argument("--text-trs", type=int, default=None,
+                    help="text: this many captions in runs of about 900 TRs (default 1,976 in 2 runs)")
     ap.add_argument("--alpha", type=float, default=0.1)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seeds", type=int, nargs="*", default=None,
+                    help="ours: one run per seed (random_state) instead of --repeats runs of seed 0; the objective "
+                         "of ours then varies with the seed (batch order, initial subset) as much as with the solver")
     ap.add_argument("--threads", type=int, default=None, help="BLAS / SPAMS threads for every side (default: all)")
     ap.add_argument("--tols", type=float, nargs="*", default=[], help="also run ours at these tol values (1 run each)")
     ap.add_argument("--batch-size", type=int, default=1024, help="ours: online mini-batch (the pipeline's default)")
@@ -212,12 +222,23 @@ def main():
     limit = threadpool_limits(args.threads) if args.threads else threadpool_limits(None)
     with limit:
         def ours(**kw):
-            return TemporalDictionary(n_atoms=K, alpha=lam, batch_size=args.batch_size, random_state=0, **kw).fit(Xn)
+            kw.setdefault("random_state", 0)
+            return TemporalDictionary(n_atoms=K, alpha=lam, batch_size=args.batch_size, **kw).fit(Xn)
 
-        runs = [timed(ours) for _ in range(args.repeats)]
-        td = runs[-1][0]
-        rows.append(("vlmbrain TemporalDictionary (defaults)", statistics.median(r[1] for r in runs),
-                     statistics.median(r[2] for r in runs), len(runs), exact_obj(td.atoms_), f"n_iter {td.n_iter_}"))
+        if args.seeds:
+            runs = [timed(lambda s=s: ours(random_state=s)) for s in args.seeds]
+            objs = [exact_obj(r[0].atoms_) for r in runs]
+            for s, r, o in zip(args.seeds, runs, objs):
+                print(f"# ours seed {s}: CPU {r[2]:.2f} s, wall {r[1]:.2f} s, objective {o:.3f}, n_iter {r[0].n_iter_}")
+            rows.append((f"vlmbrain TemporalDictionary (defaults), seeds {args.seeds}", statistics.median(r[1] for r in runs),
+                         statistics.median(r[2] for r in runs), len(runs), statistics.median(objs),
+                         "median objective over seeds"))
+        else:
+            runs = [timed(ours) for _ in range(args.repeats)]
+            td = runs[-1][0]
+            rows.append(("vlmbrain TemporalDictionary (defaults)", statistics.median(r[1] for r in runs),
+                         statistics.median(r[2] for r in runs), len(runs), exact_obj(td.atoms_),
+                         f"n_iter {td.n_iter_}"))
         for tol in args.tols:
             td, w, c = timed(lambda tol=tol: ours(tol=tol))
             rows.append((f"vlmbrain tol={tol:g}", w, c, 1, exact_obj(td.atoms_), f"n_iter {td.n_iter_}"))
@@ -250,6 +271,19 @@ def main():
                                                                  **kw).fit(Xn.T))
             rows.append((f"sklearn MiniBatchDictionaryLearning (lars{', max_iter=%d' % args.sk_max_iter if kw else ''})",
                          w, c, 1, exact_obj(sk.components_.T), f"{sk.n_iter_} epochs"))
+    spams_rows = sorted((r for r in rows if r[0].startswith("SPAMS")), key=lambda r: r[2])
+    if len(spams_rows) >= 2:
+        # SPAMS's CPU time at our objective, linear between the two runs that bracket it
+        target = rows[0][4]
+        for lo, hi in zip(spams_rows, spams_rows[1:]):
+            if lo[4] >= target >= hi[4]:
+                f = (lo[4] - target) / max(lo[4] - hi[4], 1e-12)
+                c = lo[2] + f * (hi[2] - lo[2])
+                w = lo[1] + f * (hi[1] - lo[1])
+                rows.append(("SPAMS interpolated to our objective", w, c, 0, target, "linear between bracketing runs"))
+                break
+        else:
+            print(f"# no SPAMS run brackets our objective {target:.3f}: add --spams-iters")
     base_c = rows[0][2]
     print(f"| dictionary learning K={K} alpha={lam} | {what} | threads={args.threads or 'all'} |")
     print("| side | median wall s | median CPU s | runs | CPU ratio | objective (exact codes) | note |")

@@ -11,7 +11,7 @@ same objective as scikit-learn's ``DictionaryLearning`` on ``X.T`` (samples = AN
 Solver (pure functions under the estimator):
 
 * :func:`sparse_encode_active_set` — the exact lasso for *all* columns at once by a batched
-  primal active-set method (one ``G @ A`` GEMM and one batched small solve per step, with
+  primal active-set method (one ``A G`` GEMM and batched small solves per step, with
   ``G = DᵀD`` (K × K) and ``B = DᵀX`` (K × n)); warm-started from nearby codes it needs one
   or two steps. Real model activations give strongly correlated atoms, on which coordinate
   descent (:func:`sparse_encode_gram`, kept as a reference solver) needs hundreds of sweeps.
@@ -152,7 +152,86 @@ def sparse_encode_gram(G, B, alpha, A0=None, max_iter=200, tol=1e-6):
     return A, it
 
 
-def sparse_encode_active_set(G, B, alpha, A0=None, max_iter=None, tol=1e-9, eager=False):
+def _active_set_rows(Gj, BT, AT, lam, max_iter, tol, eager):
+    """Active-set steps for the columns held as rows of ``BT``, ``AT`` (n, K); ``AT`` is updated.
+
+    Row layout keeps each column's K entries contiguous (the per-column reductions run along
+    the fast axis), and the face problems are solved grouped by support size, so no column
+    pays for the largest support of the batch.
+    """
+    n = BT.shape[0]
+    cols = np.arange(n)
+    Ac, Bc = AT, BT
+    face = np.zeros(n, dtype=bool)             # warm-start supports are checked first
+    it = 0
+    for it in range(1, max_iter + 1):
+        grad = Ac @ Gj
+        grad -= Bc
+        act = Ac != 0
+        size = np.count_nonzero(act, axis=1)
+        fo = face | (size == 0)                # an empty support is optimal on its face
+        viol = np.abs(grad)
+        viol[act] = 0.0
+        kmax = viol.argmax(axis=1)
+        vmax = viol[np.arange(cols.size), kmax]
+        done = fo & (vmax <= lam * (1.0 + tol))
+        if done.any():
+            AT[cols[done]] = Ac[done]
+            keep = ~done
+            cols, Ac, Bc, grad, act, kmax, vmax, fo, size = (
+                cols[keep], Ac[keep], Bc[keep], grad[keep], act[keep], kmax[keep], vmax[keep], fo[keep],
+                size[keep])
+            if cols.size == 0:
+                return AT, it
+        if eager and it == 1:
+            fo = fo | (vmax > lam * (1.0 + tol))
+        ja = np.flatnonzero(fo)
+        kj = kmax[ja]
+        theta = np.sign(Ac)
+        theta[ja, kj] = -np.sign(grad[ja, kj])  # an added atom starts with the sign of −∇
+        act[ja, kj] = True
+        size[ja] += 1
+        hit = np.zeros(cols.size, dtype=bool)
+        A_next = np.zeros_like(Ac)
+        for s in np.unique(size):
+            js = np.flatnonzero(size == s)
+            jj = js[:, None]
+            idx = np.nonzero(act[js])[1].reshape(js.size, s)   # each column's atoms, ascending
+            a = Ac[jj, idx]
+            th = theta[jj, idx]
+            z = np.linalg.solve(Gj[idx[:, :, None], idx[:, None, :]], (Bc[jj, idx] - lam * th)[..., None])[..., 0]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                tk = np.where(z * th < 0, a / (a - z), np.inf)  # where a coefficient reaches 0
+            r = np.arange(js.size)
+            kmin = tk.argmin(axis=1)
+            tstar = np.minimum(tk[r, kmin], 1.0)
+            new = a + tstar[:, None] * (z - a)
+            h = tstar < 1.0
+            new[r[h], kmin[h]] = 0.0
+            A_next[jj, idx] = new
+            hit[js] = h
+        Ac = A_next
+        face = ~hit
+    AT[cols] = Ac                              # step budget spent: approximate codes
+    return AT, it
+
+
+def _n_threads(n_threads):
+    """Threads for column chunks: ``None`` = the BLAS threads currently allowed (so that
+    ``threadpoolctl.threadpool_limits(1)`` around a call also makes it single-threaded)."""
+    if n_threads is not None:
+        return max(1, int(n_threads))
+    from threadpoolctl import ThreadpoolController
+
+    info = ThreadpoolController().select(user_api="blas").info()
+    return max([int(i.get("num_threads") or 1) for i in info] or [1])
+
+
+#: Fewest columns per thread chunk: below this, the per-step Python overhead outweighs a thread.
+MIN_CHUNK = 256
+
+
+def sparse_encode_active_set(G, B, alpha, A0=None, max_iter=None, tol=1e-9, eager=False, n_threads=1):
     """Exact lasso codes for many columns by a batched primal active-set method.
 
     Minimises ``½‖x − D a‖² + alpha ‖a‖₁`` for every column, given ``G = DᵀD`` and
@@ -162,8 +241,8 @@ def sparse_encode_active_set(G, B, alpha, A0=None, max_iter=None, tol=1e-9, eage
     1. a column whose current point is optimal on its face (``a_S`` minimises the quadratic
        with the signs fixed) adds the inactive atom with the largest ``|∇_k|``, if it exceeds
        ``alpha`` (else the column is done: the lasso's optimality conditions hold);
-    2. the face's minimiser ``z = G_SS⁻¹ (B_S − alpha θ)`` is computed by one batched solve
-       (supports padded to the largest one with identity rows);
+    2. the face's minimiser ``z = G_SS⁻¹ (B_S − alpha θ)`` is computed by batched solves, one
+       batch per support size;
     3. the point moves from ``a`` towards ``z`` until the first coefficient would change sign;
        that coefficient leaves the support.
 
@@ -171,8 +250,14 @@ def sparse_encode_active_set(G, B, alpha, A0=None, max_iter=None, tol=1e-9, eage
     it; a newly added atom starts with the right sign (its gradient exceeds ``alpha``), so no
     step is empty, and the method ends after finitely many steps with the exact solution
     (a homotopy/LARS relative: supports of a few atoms cost a few steps; a warm start from
-    nearby codes, as in dictionary learning, one or two). Work per step: one ``G @ A`` GEMM and
-    a batched ``|S| × |S|`` solve per column.
+    nearby codes, as in dictionary learning, one or two). Work per step: one ``A G`` GEMM and
+    a batched ``|S| × |S|`` solve per column. Columns that meet the optimality conditions
+    leave the working set, so later steps touch only the columns still moving.
+
+    The columns are independent problems: with ``n_threads > 1`` contiguous column chunks run
+    on threads (NumPy and LAPACK release the GIL; BLAS is held to one thread meanwhile). Every
+    column follows the same arithmetic whatever the chunking, so the codes do not depend on
+    the thread count.
 
     Parameters
     ----------
@@ -191,83 +276,42 @@ def sparse_encode_active_set(G, B, alpha, A0=None, max_iter=None, tol=1e-9, eage
         are not yet optimal on their face (the step still lowers the objective; a wrong
         sign just drops the atom again). With a small ``max_iter`` this lets supports grow
         while the warm start's coefficients are re-solved, for approximate codes in one step.
+    n_threads : int or None, default=1
+        Threads over column chunks (at least :data:`MIN_CHUNK` columns each); ``None`` = as
+        many as BLAS may use now.
 
     Returns
     -------
     A : ndarray of shape (n_atoms, n_columns), float64
     n_steps : int
+        Steps of the chunk that needed the most.
     """
     G = np.asarray(G, dtype=np.float64)
     B = np.asarray(B, dtype=np.float64)
     K, n = B.shape
-    A = np.zeros((K, n)) if A0 is None else np.array(A0, dtype=np.float64)
+    BT = np.ascontiguousarray(B.T)
+    AT = np.zeros((n, K)) if A0 is None else np.array(np.asarray(A0, dtype=np.float64).T, order="C")
     max_iter = 4 * K + 20 if max_iter is None else int(max_iter)
     lam = float(alpha)
     # a tiny ridge keeps G_SS solvable when two atoms coincide
     Gj = G + np.diag(np.full(K, 1e-12 * max(float(np.trace(G)) / max(K, 1), 1e-300)))
-    # the working set: columns not yet optimal, kept compact (codes Ac, right-hand sides Bc);
-    # a column leaves it, written back to A, once the optimality conditions hold
-    cols = np.arange(n)
-    Ac, Bc = A, B
-    face = np.zeros(n, dtype=bool)             # warm-start supports are checked first
-    it = 0
-    for it in range(1, max_iter + 1):
-        grad = G @ Ac
-        grad -= Bc
-        act = Ac != 0
-        fo = face | ~act.any(axis=0)           # an empty support is optimal on its face
-        viol = np.abs(grad)
-        viol[act] = 0.0
-        kmax = viol.argmax(axis=0)
-        vmax = np.take_along_axis(viol, kmax[None], axis=0)[0]
-        done = fo & (vmax <= lam * (1.0 + tol))
-        if done.any():
-            A[:, cols[done]] = Ac[:, done]
-            keep = ~done
-            cols, Ac, Bc, grad, act, kmax, vmax, fo = (cols[keep], Ac[:, keep], Bc[:, keep], grad[:, keep],
-                                                       act[:, keep], kmax[keep], vmax[keep], fo[keep])
-            if cols.size == 0:
-                break
-        nc = cols.size
-        ar = np.arange(nc)
-        theta = np.sign(Ac)
-        if eager and it == 1:
-            fo = fo | (vmax > lam * (1.0 + tol))
-        ja = np.flatnonzero(fo)
-        act[kmax[ja], ja] = True
-        theta[kmax[ja], ja] = -np.sign(grad[kmax[ja], ja])
-        # each column's atoms in order, padded to the largest support with distinct dummy
-        # atoms K, K+1, ... whose Gram block is the identity (their right-hand side is 0)
-        cj, kk = np.nonzero(act.T)
-        size = np.bincount(cj, minlength=nc)
-        m = int(size.max())
-        first = np.cumsum(size) - size
-        idx = np.broadcast_to(K + np.arange(m), (nc, m)).copy()
-        idx[cj, np.arange(cj.size) - first[cj]] = kk
-        pad = idx >= K
-        Gx = np.zeros((K + m, K + m))
-        Gx[:K, :K] = Gj
-        Gx[np.arange(K, K + m), np.arange(K, K + m)] = 1.0
-        Gs = Gx[idx[:, :, None], idx[:, None, :]]                      # (nc, m, m)
-        real_idx = np.minimum(idx, K - 1)
-        a = np.where(pad, 0.0, Ac[real_idx, ar[:, None]])
-        th = np.where(pad, 0.0, theta[real_idx, ar[:, None]])
-        rhs = np.where(pad, 0.0, Bc[real_idx, ar[:, None]] - lam * th)
-        z = np.linalg.solve(Gs, rhs[..., None])[..., 0]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            tk = np.where(z * th < 0, a / (a - z), np.inf)            # where a coefficient reaches 0
-        kmin = tk.argmin(axis=1)
-        tstar = np.minimum(tk[ar, kmin], 1.0)
-        new = a + tstar[:, None] * (z - a)
-        hit = tstar < 1.0
-        new[np.flatnonzero(hit), kmin[hit]] = 0.0
-        Ax = np.zeros((K + m, nc))
-        Ax[idx, ar[:, None]] = new
-        Ac = Ax[:K]
-        face = ~hit
-    else:
-        A[:, cols] = Ac                        # step budget spent: approximate codes
-    return A, it
+    nt = min(_n_threads(n_threads), max(1, n // MIN_CHUNK))
+    if nt <= 1:
+        AT, it = _active_set_rows(Gj, BT, AT, lam, max_iter, tol, eager)
+        return AT.T, it
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    bounds = np.linspace(0, n, nt + 1).astype(int)
+
+    def chunk(i):
+        sl = slice(bounds[i], bounds[i + 1])
+        return _active_set_rows(Gj, BT[sl], AT[sl], lam, max_iter, tol, eager)[1]
+
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=nt) as pool:
+        its = list(pool.map(chunk, range(nt)))
+    return AT.T, max(its)
 
 
 def update_dictionary(D, AAt, XAt, n_passes=1, rng=None, X=None, incoherence=0.0):
@@ -451,6 +495,10 @@ class TemporalDictionary(BaseEstimator):
         and the refinement iterations (the bar ends early when the refinement converges).
     desc : str, default="dictionary"
         The bar's label.
+    n_jobs : int or None, default=None
+        Threads for the lasso over column chunks (:func:`sparse_encode_active_set`); ``None``
+        = as many as BLAS may use when ``fit`` starts (all cores unless limited, e.g. by
+        ``threadpoolctl.threadpool_limits``). The result does not depend on it.
 
     Attributes
     ----------
@@ -473,7 +521,8 @@ class TemporalDictionary(BaseEstimator):
 
     def __init__(self, n_atoms=64, alpha=0.1, *, batch_size=256, n_epochs=2, max_iter=30,
                  tol=3e-4, normalize=True, lasso_max_iter=3, dict_passes=3, momentum=0.9,
-                 init="svd", incoherence=0.0, random_state=None, progress=False, desc="dictionary"):
+                 init="svd", incoherence=0.0, random_state=None, progress=False, desc="dictionary",
+                 n_jobs=None):
         self.n_atoms = n_atoms
         self.alpha = alpha
         self.batch_size = batch_size
@@ -489,6 +538,7 @@ class TemporalDictionary(BaseEstimator):
         self.random_state = random_state
         self.progress = progress
         self.desc = desc
+        self.n_jobs = n_jobs
 
     def _check_params(self):
         for name in ("n_atoms", "batch_size", "lasso_max_iter"):
@@ -505,6 +555,8 @@ class TemporalDictionary(BaseEstimator):
             raise ConfigError(f"TemporalDictionary: incoherence={self.incoherence!r} must be a float >= 0.")
         if not (isinstance(self.momentum, (int, float, np.floating)) and 0 <= self.momentum < 1):
             raise ConfigError(f"TemporalDictionary: momentum={self.momentum!r} must be in [0, 1).")
+        if self.n_jobs is not None and not (isinstance(self.n_jobs, (int, np.integer)) and self.n_jobs >= 1):
+            raise ConfigError(f"TemporalDictionary: n_jobs={self.n_jobs!r} must be None or a positive int.")
         if self.init not in ("columns", "svd"):
             raise ConfigError(f"TemporalDictionary: init={self.init!r} must be 'columns' or 'svd'.")
 
@@ -548,6 +600,7 @@ class TemporalDictionary(BaseEstimator):
         K = int(self.n_atoms)
         lam = float(self.alpha)
         inner = int(self.lasso_max_iter)
+        nt = _n_threads(self.n_jobs)
         rng = check_random_state(self.random_state)
         gen = np.random.default_rng(rng.randint(2**31 - 1))
         D = self._init_atoms(Xn, K, rng, gen)
@@ -561,7 +614,8 @@ class TemporalDictionary(BaseEstimator):
         def codes(D, A0, max_iter):
             G = D.T @ D
             B = (D.astype(np.float32).T @ Xn).astype(np.float64)
-            A1, _ = sparse_encode_active_set(G, B, lam, A0=A0, max_iter=max_iter, eager=max_iter is not None)
+            A1, _ = sparse_encode_active_set(G, B, lam, A0=A0, max_iter=max_iter, eager=max_iter is not None,
+                                             n_threads=nt)
             return A1, _objective_stats(xx, G, B, A1, lam) + (coherence_penalty(D, eta) if eta > 0 else 0.0)
 
         # ---- online mini-batch phase
@@ -581,7 +635,8 @@ class TemporalDictionary(BaseEstimator):
                 idx = order[b0:b0 + bs]
                 Xb = Xn[:, idx]
                 Bb = (D.astype(np.float32).T @ Xb).astype(np.float64)
-                Ab, _ = sparse_encode_active_set(D.T @ D, Bb, lam, A0=A[:, idx], max_iter=inner, eager=True)
+                Ab, _ = sparse_encode_active_set(D.T @ D, Bb, lam, A0=A[:, idx], max_iter=inner, eager=True,
+                                                 n_threads=nt)
                 A[:, idx] = Ab
                 # running means over (about) the last epoch: statistics of atoms long since
                 # changed are forgotten at the pace the atoms move
@@ -688,7 +743,8 @@ class TemporalDictionary(BaseEstimator):
             raise DimensionError(
                 f"X has {Xn.shape[0]} timepoints; the atoms have {self.atoms_.shape[0]}.")
         D = self.atoms_.astype(np.float64)
-        A, _ = sparse_encode_active_set(D.T @ D, D.T @ Xn.astype(np.float64), float(self.alpha))
+        A, _ = sparse_encode_active_set(D.T @ D, D.T @ Xn.astype(np.float64), float(self.alpha),
+                                        n_threads=_n_threads(self.n_jobs))
         return A.astype(np.float32)
 
 
