@@ -169,3 +169,16 @@ def test_the_version_is_in_every_key(study, monkeypatch):
     key = p.step_key(stage, step)
     monkeypatch.setattr(pipeline, "__version__", "999.0")
     assert p.step_key(stage, step) != key
+
+
+def test_a_missing_hook_output_reruns_the_analysis(study):
+    """The atom cards are written by a post-analysis hook: an analysis whose cards are gone is
+    not up to date (it was skipped before the hooks declared their outputs)."""
+    cfg = load_config(study.shorten().write())
+    run_pipeline(cfg, study.out, stages=["analysis"])
+    index = study.out / "analysis" / "atoms" / "index.json"
+    assert index.is_file()
+    assert ran(run_pipeline(cfg, study.out, stages=["analysis"])) == []
+    shutil.rmtree(index.parent)
+    assert ran(run_pipeline(cfg, study.out, stages=["analysis"])) == ["analysis"]
+    assert index.is_file()

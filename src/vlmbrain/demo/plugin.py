@@ -129,7 +129,8 @@ def register() -> None:
                                ("recovered", "bool"), ("model", "str"), ("branch", "str"), ("attribute", "str"),
                                ("atom", "int"), ("atom_driver_r", "float"), ("overlap_rate", "float")),
         "per planted network and branch: the best atom and its affiliation", folder="demo"))
-    register_analysis_hook("demo-recovery", AnalysisHook(applies=_is_demo, run=score))
+    register_analysis_hook("demo-recovery", AnalysisHook(applies=_is_demo, run=score,
+                                                         outputs=("demo/recovery.tsv", "demo/recovery_by_branch.tsv")))
     register_table(TableSchema(
         "truth", (("network", "str"), ("attribute", "str"), ("planted_sign", "int"), ("n_grayordinates", "int"),
                   ("n_responsive", "int")),

@@ -29,6 +29,7 @@ planted-vs-recovered scorer there).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,11 +63,15 @@ class AnalysisHook:
         returned dict is added to the stage's sidecar.
     config_keys : tuple of str
         Configuration keys whose values enter the analysis step key when the hook applies.
+    outputs : tuple of str
+        Files the hook writes, relative to the run directory (e.g. ``analysis/atoms/index.json``):
+        outputs of the analysis step, so that a missing one re-runs it instead of skipping it.
     """
 
     applies: Callable[[RunConfig], bool]
     run: Callable[[StageContext, list, dict], dict | None]
     config_keys: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
 
 
 ANALYSIS_HOOKS: Registry[AnalysisHook] = Registry("post-analysis hook")
@@ -348,6 +353,8 @@ class AnalysisStage(Stage):
         from vlmbrain.analysis import ANALYSES
 
         outputs = [f"{t}.tsv" for a in ANALYSES.values() for t in a.tables] + ["skipped.tsv", "atlas.json"]
+        # hook outputs are given from the run directory; a step's outputs from its own folder
+        outputs += [os.path.relpath(ctx.layout.root / o, ctx.layout.analysis_dir) for _, h in hooks for o in h.outputs]
         return [Step("analysis", ctx.layout.analysis_dir, outputs, work,
                      after=[f"encoding:{u.model}/{u.name}" for u in units], params=params,
                      input_files=self.input_files(ctx.config))]

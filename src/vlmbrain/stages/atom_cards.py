@@ -337,4 +337,5 @@ def write_atom_cards(ctx: StageContext, branches: list, tables: dict) -> dict:
 
 
 register_analysis_hook("atom-cards", AnalysisHook(applies=lambda config: True, run=write_atom_cards,
-                                                  config_keys=("report.atom_peaks", "report.atom_top_neurons")))
+                                                  config_keys=("report.atom_peaks", "report.atom_top_neurons"),
+                                                  outputs=(f"analysis/atoms/{INDEX_JSON}",)))
