@@ -38,9 +38,24 @@ Per stage:
                 cache lives in ``RUN/cache/`` by default and is included), and the folders that grew
 ``load``        mean and max 1-minute load average sampled during the stage (the machine is shared)
 
+Full scale with a short extraction (``--extract-trs-per-run N``): extracting 3,600 TRs with CLIP-B/16 and a
+METER-sized model takes hours on a small CPU, so the real ``extract`` stage is run — one run directory and one
+process per model, the same videos, the captions cut to cues with onset < N, a small fMRI stand-in — on the first
+N TRs of every run (its CPU seconds, wall seconds and peak RSS are measured like any stage, per model). Those
+activations are then tiled per run (row ``t`` of run ``r`` = extracted row ``t mod N`` of run ``r``) to
+``--trs-per-run`` and written, in a separate process, as the full run's activation-cache resume files
+(``RUN/cache/activations/<key>/partial/rows_<start>_<stop>.npz``, ``models[].batch_size`` TRs each, ``key`` computed
+by ``vlmbrain.extract._cache_key`` for the full stimulus and the loaded readout) — exactly what an interrupted
+extraction leaves behind. The full run's ``extract`` stage then finds every TR covered, runs no forward pass, and
+assembles, copies and records the activations with its own code (step keys, ``_stage.json``, ``model.json``
+unchanged), so every later stage runs at full scale on activations of the real towers. The ``extract`` row of
+the full run is therefore "assemble from the cache", not a forward pass; the forward pass's cost at full length
+is an extrapolation from the short runs (run ``--extract-only`` at a second N for the growth per TR).
+
 Run:
 ``nice -n 10 python benchmarks/bench_pipeline.py --runs 4 --trs-per-run 225 --grayordinates 91282
-[--models clip,meter] [--width 1] [--device cuda --backend torch] [--work DIR] [--keep] [--out-json FILE]``
+[--models clip,meter] [--width 1] [--device cuda --backend torch] [--work DIR] [--keep] [--out-json FILE]
+[--extract-trs-per-run N [--extract-only]]``
 Tiny check: ``--runs 2 --trs-per-run 40 --grayordinates 2000 --width 0.5``.
 """
 
@@ -226,17 +241,20 @@ def make_fmri(path: Path, lum: np.ndarray, n_columns: int, seed: int, amplitude:
     del data
 
 
-def write_config(work: Path, args, models: dict) -> Path:
+def write_config(work: Path, args, models: dict, n_trs: int | None = None, captions_dir: str = "stimulus",
+                 fmri_dir: str = "fmri", name: str = "bench_pipeline", grayordinates: bool = True) -> Path:
     import yaml
 
-    runs = [{"name": f"run{r + 1}", "n_trs": args.trs_per_run, "video": str(work / "stimulus" / f"run{r + 1}.mp4"),
-             "captions": str(work / "stimulus" / f"run{r + 1}.tsv")} for r in range(args.runs)]
+    n_trs = n_trs or args.trs_per_run
+    runs = [{"name": f"run{r + 1}", "n_trs": n_trs, "video": str(work / "stimulus" / f"run{r + 1}.mp4"),
+             "captions": str(work / captions_dir / f"run{r + 1}.tsv")} for r in range(args.runs)]
     cfg = {
         "stimulus": {"kind": "custom", "tr": 1.0, "runs": runs},
-        "fmri": {"kind": "npy", "paths": [str(work / "fmri" / f"run{r + 1}.npy") for r in range(args.runs)],
-                 "n_grayordinates": args.grayordinates},
+        "fmri": {"kind": "npy", "paths": [str(work / fmri_dir / f"run{r + 1}.npy") for r in range(args.runs)]},
         "models": [],
     }
+    if grayordinates:
+        cfg["fmri"]["n_grayordinates"] = args.grayordinates
     if args.backend != "numpy":
         cfg["encoding"] = {"backend": args.backend}
     if "clip" in models:
@@ -248,9 +266,107 @@ def write_config(work: Path, args, models: dict) -> Path:
             "tokenizer": str(mdir / "tokenizer")}})
     for m in cfg["models"]:
         m["device"] = args.device
-    path = work / "bench_pipeline.yaml"
+    path = work / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
+
+
+# ----------------------------------------------------------------------------- short extraction, tiled to full scale
+def short_inputs(work: Path, args, n: int) -> None:
+    """Captions and fMRI for ``n`` TRs per run (the videos are the full-length ones: a run reads its first ``n`` s).
+
+    The captions are the first lines of the full runs' TSVs (cues with onset < ``n``: the same text at the same
+    times); the fMRI is white noise on 2,000 columns (only the extract stage's outputs are used)."""
+    cap, fmri = work / f"stimulus_{n}", work / f"fmri_{n}"
+    cap.mkdir(exist_ok=True)
+    fmri.mkdir(exist_ok=True)
+    for r in range(args.runs):
+        lines = (work / "stimulus" / f"run{r + 1}.tsv").read_text().splitlines()
+        keep = [lines[0]] + [ln for ln in lines[1:] if float(ln.split("\t")[0]) < n]
+        (cap / f"run{r + 1}.tsv").write_text("\n".join(keep) + "\n")
+        if not (fmri / f"run{r + 1}.npy").exists():
+            make_fmri(fmri / f"run{r + 1}.npy", np.zeros(n, np.float32), 2000, seed=300 + r)
+
+
+def plant_main(spec_path: str) -> int:
+    """(Run in its own process.) Write the full-scale activation cache's resume files from short extractions.
+
+    For every model of the full configuration: load its readout as the extract stage does, compute the cache key
+    the extract stage will ask for (``vlmbrain.extract._cache_key`` of the full-length stimulus), and write
+    ``RUN/cache/activations/<key>/partial/rows_<start>_<stop>.npz`` in batches of ``models[].batch_size`` TRs —
+    what an interrupted extraction leaves behind. Row ``t`` of run ``r`` (0-based, ``t < trs_per_run``) is row
+    ``t mod n_short`` of run ``r`` of the short extraction (its time courses tiled per run). The extract stage
+    then finds every TR covered, runs no forward pass, and assembles, copies and records the activations
+    through its own code (step key, ``_stage.json``, ``model.json``)."""
+    from vlmbrain.config import load_config
+    from vlmbrain.extract import _cache_key, _select_branches
+    from vlmbrain.models import load_readout
+    from vlmbrain.pipeline import Pipeline
+    from vlmbrain.stages.model_files import model_dirname
+    from vlmbrain.stages.stimulus import stimulus_of
+
+    spec = json.loads(Path(spec_path).read_text())
+    cfg = load_config(spec["config"])
+    run_dir = Path(spec["run_dir"])
+    runs, full, short = spec["runs"], spec["trs_per_run"], spec["n_short"]
+    stim = stimulus_of(Pipeline(cfg, run_dir).context)
+    assert len(stim.timeline.table) == runs * full, (len(stim.timeline.table), runs, full)
+    index = np.concatenate([r * short + np.arange(full) % short for r in range(runs)])
+    out = {}
+    for mcfg in cfg.models:
+        mdir = model_dirname(mcfg.name)
+        readout = load_readout(mcfg.name, site=mcfg.site, pooling=mcfg.pooling, device=mcfg.device, dtype=mcfg.dtype,
+                               **mcfg.options)
+        table = readout.neuron_table()
+        branches = _select_branches(stim, readout)
+        key = _cache_key(stim, readout, branches, table)
+        src = Path(spec["sources"][mdir]) / "activations" / mdir
+        arrays = {}
+        for b in branches:
+            a = np.load(src / f"{b}.npy")
+            n_b = int((table["branch"] == b).sum())
+            assert a.shape == (runs * short, n_b), (mdir, b, a.shape, runs * short, n_b)
+            arrays[b] = a
+        partial = run_dir / "cache" / "activations" / key / "partial"
+        partial.mkdir(parents=True, exist_ok=True)
+        step = int(mcfg.batch_size)
+        for start in range(0, runs * full, step):
+            stop = min(start + step, runs * full)
+            np.savez(partial / f"rows_{start:08d}_{stop:08d}.npz", **{b: a[index[start:stop]] for b, a in arrays.items()})
+        out[mdir] = {"key": key, "branches": {b: int(a.shape[1]) for b, a in arrays.items()}, "source": str(src)}
+        del readout, arrays
+    Path(spec["report"]).write_text(json.dumps(out, indent=2))
+    return 0
+
+
+def measure_stages(stages: list[str], config: Path, run_dir: Path, work: Path, env: dict, tag: str = "") -> list[dict]:
+    """Run ``stages`` in order, each as its own process, into ``run_dir``; one record per stage (stops at a failure)."""
+    vlmbrain = shutil.which("vlmbrain") or str(Path(sys.executable).with_name("vlmbrain"))
+    records = []
+    for stage, command_name in STAGES:
+        if stage not in stages:
+            continue
+        if command_name is None:
+            cmd = [sys.executable, "-c", RUN_STAGE, str(config), str(run_dir), stage]
+        else:
+            cmd = [vlmbrain, command_name, str(config), "--out", str(run_dir), "-q"]
+        before = tree_sizes(run_dir)
+        print(f"[{time.strftime('%H:%M:%S')}] {tag}{stage} ...", flush=True)
+        log = work / f"log_{tag}{stage}.txt"
+        rec = run_stage(cmd, log, env)
+        after = tree_sizes(run_dir)
+        grew = {k: after[k] - before.get(k, 0) for k in after if after[k] - before.get(k, 0) > 0}
+        rec.update(stage=stage, command=" ".join(shlex.quote(c) for c in cmd[:1] + cmd[1:] if len(c) < 400),
+                   grew=grew, disk=sum(grew.values()))
+        records.append(rec)
+        print(f"    {rec['seconds']:.1f} s, CPU {rec['cpu_seconds']:.1f} s, peak RSS {gb(rec['peak_rss']):.2f} GB, "
+              f"disk +{mb(rec['disk']):.1f} MB, load {rec['load_mean']:.1f}", flush=True)
+        if rec["rc"]:
+            tail = log.read_text()[-3000:]
+            rec["log_tail"] = tail
+            print(f"stage {stage} failed (rc {rec['rc']}); log tail:\n{tail}", flush=True)
+            break
+    return records
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -360,7 +476,16 @@ def main(argv=None) -> int:
     p.add_argument("--keep", action="store_true", help="keep the work folder (inputs and run directory)")
     p.add_argument("--out-json", help="write the results as JSON here")
     p.add_argument("--stages", help="comma-separated subset of stages to run (default: all, in order)")
+    p.add_argument("--extract-trs-per-run", type=int, default=0, metavar="N",
+                   help="run the real extract stage on the first N TRs of every run (one run directory per model), "
+                        "then tile those time courses per run to --trs-per-run and plant them as the full run's "
+                        "activation-cache resume files: the full run's extract stage runs no forward pass")
+    p.add_argument("--extract-only", action="store_true",
+                   help="with --extract-trs-per-run: only the short extraction (a second length for the growth per TR)")
+    p.add_argument("--plant", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.plant:
+        return plant_main(args.plant)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not set(models) <= {"clip", "meter"} or not models:
         p.error(f"--models takes clip and/or meter, got {args.models!r}")
@@ -403,37 +528,66 @@ def main(argv=None) -> int:
 
         # ------------------------------------------------------------- stages, one process each
         run_dir = work / "run"
-        if run_dir.exists() and not args.stages:
-            shutil.rmtree(run_dir)
         env = {k: v for k, v in os.environ.items() if k != "VLMBRAIN_CACHE"}
         env.setdefault("HF_HUB_OFFLINE", "1")
         env.setdefault("TRANSFORMERS_OFFLINE", "1")
         env.setdefault("MPLCONFIGDIR", str(work / "mpl"))
-        vlmbrain = shutil.which("vlmbrain") or str(Path(sys.executable).with_name("vlmbrain"))
         wanted = args.stages.split(",") if args.stages else [s for s, _ in STAGES]
+        sources = {}
+        if args.extract_trs_per_run:
+            from vlmbrain.stages.model_files import model_dirname
+
+            n = args.extract_trs_per_run
+            short_inputs(work, args, n)
+            result["short_extract"] = {"trs_per_run": n, "trs": args.runs * n, "models": {}}
+            for name in models:  # one run directory per model: CPU seconds and peak RSS per model
+                short_cfg = write_config(work, args, [name], n_trs=n, captions_dir=f"stimulus_{n}",
+                                         fmri_dir=f"fmri_{n}", name=f"bench_extract_{n}_{name}", grayordinates=False)
+                short_run = work / f"run_extract_{n}_{name}"
+                shutil.rmtree(short_run, ignore_errors=True)
+                recs = measure_stages(["stimulus", "brain", "extract"], short_cfg, short_run, work, env,
+                                      tag=f"short{n}_{name}_")
+                steps = {}
+                for f in short_run.rglob("_stage.json"):
+                    d = json.loads(f.read_text())
+                    steps[d.get("step")] = d.get("seconds")
+                result["short_extract"]["models"][name] = {"config": str(short_cfg), "stages": recs, "steps": steps}
+                if any(r["rc"] for r in recs):
+                    raise SystemExit(f"short extraction of {name} failed")
+                import yaml
+
+                mname = yaml.safe_load(short_cfg.read_text())["models"][0]["name"]
+                sources[model_dirname(mname)] = str(short_run)
+            if args.extract_only:
+                wanted = []
         result["stages"] = []
-        for stage, command_name in STAGES:
-            if stage not in wanted:
-                continue
-            if command_name is None:
-                cmd = [sys.executable, "-c", RUN_STAGE, str(config), str(run_dir), stage]
-            else:
-                cmd = [vlmbrain, command_name, str(config), "--out", str(run_dir), "-q"]
-            before = tree_sizes(run_dir)
-            print(f"[{time.strftime('%H:%M:%S')}] {stage} ...", flush=True)
-            rec = run_stage(cmd, work / f"log_{stage}.txt", env)
-            after = tree_sizes(run_dir)
-            grew = {k: after[k] - before.get(k, 0) for k in after if after[k] - before.get(k, 0) > 0}
-            rec.update(stage=stage, command=" ".join(shlex.quote(c) for c in cmd[:1] + cmd[1:] if len(c) < 400),
-                       grew=grew, disk=sum(grew.values()))
-            result["stages"].append(rec)
-            print(f"    {rec['seconds']:.1f} s, CPU {rec['cpu_seconds']:.1f} s, peak RSS {gb(rec['peak_rss']):.2f} GB, "
-                  f"disk +{mb(rec['disk']):.1f} MB, load {rec['load_mean']:.1f}", flush=True)
-            if rec["rc"]:
-                tail = (work / f"log_{stage}.txt").read_text()[-3000:]
-                rec["log_tail"] = tail
-                print(f"stage {stage} failed (rc {rec['rc']}); log tail:\n{tail}", flush=True)
-                break
+        if wanted:
+            if run_dir.exists() and not args.stages:
+                shutil.rmtree(run_dir)
+            result["stages"] += measure_stages([s for s in wanted if s == "stimulus"], config, run_dir, work, env)
+            if sources:
+                t1 = time.perf_counter()
+                spec = {"config": str(config), "run_dir": str(run_dir), "runs": args.runs,
+                        "trs_per_run": args.trs_per_run, "n_short": args.extract_trs_per_run, "sources": sources,
+                        "report": str(work / "plant_report.json")}
+                (work / "plant_spec.json").write_text(json.dumps(spec))
+                plant = run_stage([sys.executable, str(Path(__file__).resolve()), "--plant",
+                                   str(work / "plant_spec.json")], work / "log_plant.txt", env)
+                if plant["rc"]:
+                    raise SystemExit("planting failed:\n" + (work / "log_plant.txt").read_text()[-3000:])
+                plant["report"] = json.loads((work / "plant_report.json").read_text())
+                plant["wall"] = time.perf_counter() - t1
+                result["plant"] = plant
+                print(f"planted tiled activations in {plant['wall']:.0f} s: {json.dumps(plant['report'])}", flush=True)
+            if not any(r["rc"] for r in result["stages"]):
+                result["stages"] += measure_stages([s for s in wanted if s != "stimulus"], config, run_dir, work, env)
+        for name, d in result.get("short_extract", {}).get("models", {}).items():
+            ex = [r for r in d["stages"] if r["stage"] == "extract"][0]
+            print(f"short extraction {name}: {result['short_extract']['trs']} TRs, extract stage CPU "
+                  f"{ex['cpu_seconds']:.1f} s, wall {ex['seconds']:.1f} s, peak RSS {gb(ex['peak_rss']):.2f} GB; "
+                  f"steps {d['steps']}", flush=True)
+        if not result["stages"]:
+            return 0
         st = result["stages"]
         result["run_dir_mb"] = {k: mb(v) for k, v in tree_sizes(run_dir).items()}
         result["totals"] = {"seconds": sum(s["seconds"] for s in st), "cpu_seconds": sum(s["cpu_seconds"] for s in st),
