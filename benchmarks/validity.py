@@ -25,6 +25,7 @@ the number of maps; with no discovery at all (no variance to estimate) the phant
     python benchmarks/validity.py --methods ols --designs short hcp --reps 30 --jobs 16
     python benchmarks/validity.py --null-pvalues gaussian  # the earlier calibration, for comparison
     python benchmarks/validity.py --seam off               # the OLS and AR(1) nulls without their seam correction
+    python benchmarks/validity.py --designs 1x300 2x150 6x50 --high-pass none   # the seams against the number of runs
 """
 
 import argparse
@@ -36,6 +37,14 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 DESIGNS = {"short": ((150, 150), 1.5), "hcp": ((900, 900, 900, 900), 1.0)}
+
+
+def design(name):
+    """``(run lengths, TR)`` of a named design, or of ``RxL``: R runs of L TRs of 1.5 s."""
+    if name in DESIGNS:
+        return DESIGNS[name]
+    n_runs, length = (int(v) for v in name.split("x"))
+    return (length,) * n_runs, 1.5
 
 
 def one(task):
@@ -51,8 +60,8 @@ def one(task):
 
     cell, rep, a = task
     cpu0 = time.process_time()
-    rho, drift, design, method = cell
-    lens, tr = DESIGNS[design]
+    rho, drift, design_name, method = cell
+    lens, tr = design(design_name)
     # a stable seed (hash() of a tuple with strings changes with every interpreter: PYTHONHASHSEED)
     rng = np.random.default_rng(zlib.crc32(repr((cell, rep)).encode()))
     with threadpool_limits(limits=1):
@@ -64,7 +73,7 @@ def one(task):
                 idx = np.flatnonzero(runs == r)
                 Y[idx] += (np.cos(np.linspace(0, np.pi, idx.size))[:, None]
                            * rng.normal(0, 1.5, a["V"])).astype(np.float32)
-        N = nuisance_matrix(lens, tr, 0.01)
+        N = None if a.get("high_pass") is None else nuisance_matrix(lens, tr, a["high_pass"])
         Xr, _ = residualize(X, runs, N)
         Yr, _ = residualize(Y, runs, N, out=Y)
         kind = a["null_pvalues"]
@@ -116,7 +125,9 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rhos", type=float, nargs="+", default=[0.0, 0.3, 0.6, 0.8])
     ap.add_argument("--drift", nargs="+", default=["off", "on"])
-    ap.add_argument("--designs", nargs="+", default=["short", "hcp"])
+    ap.add_argument("--designs", nargs="+", default=["short", "hcp"],
+                    help="short, hcp, or RxL (R runs of L TRs of 1.5 s, e.g. 6x50)")
+    ap.add_argument("--high-pass", default="0.01", help="Hz, or 'none' (run intercepts only)")
     ap.add_argument("--methods", nargs="+", default=["ols", "ar1", "ridge"])
     ap.add_argument("--reps", type=int, default=30, help="phantoms per cell (K atom maps each)")
     ap.add_argument("--V", type=int, default=2000)
@@ -129,7 +140,8 @@ def main():
     args = ap.parse_args()
     if args.quick:
         args.rhos, args.designs, args.methods, args.drift = [0.0, 0.6], ["short"], ["ols"], ["off", "on"]
-    a = {"V": args.V, "K": args.K, "S": args.S, "null_pvalues": args.null_pvalues, "seam": args.seam == "on"}
+    a = {"V": args.V, "K": args.K, "S": args.S, "null_pvalues": args.null_pvalues, "seam": args.seam == "on",
+         "high_pass": None if args.high_pass == "none" else float(args.high_pass)}
     cells = list(itertools.product(args.rhos, [d == "on" for d in args.drift], args.designs, args.methods))
     tasks = [(c, r, a) for c in cells for r in range(args.reps)]
     t0 = time.perf_counter()
@@ -139,7 +151,7 @@ def main():
             acc[cell].append(res)
     dt = time.perf_counter() - t0
     print(f"global-null phantoms: V={args.V} grayordinates, K={args.K} atoms, {args.S} shifts, "
-          f"{args.reps} phantoms per cell, null_pvalues={args.null_pvalues}, seam correction {args.seam} (OLS, AR(1)), high_pass 0.01 Hz; {dt:.0f} s wall, "
+          f"{args.reps} phantoms per cell, null_pvalues={args.null_pvalues}, seam correction {args.seam} (OLS, AR(1)), high_pass {args.high_pass}; {dt:.0f} s wall, "
           f"{sum(r['cpu'] for rs in acc.values() for r in rs):.0f} CPU s in the phantoms' processes")
     print("| design | method | rho | drift | maps with FDR discovery | maps with FDR discovery, phantom-clustered "
           "| maps with FWER discovery | atom p < .05 | fit p < .05 | KS p (atom p) |")
