@@ -27,7 +27,8 @@ for every side). SPAMS is a GPL benchmark peer only (``pip install spams-bin``, 
     python benchmarks/bench_dictionary.py --data vision --before da7df95    # the previous solver
     python benchmarks/bench_dictionary.py --quick                            # planted, T=600, N=4096
     python benchmarks/bench_dictionary.py --data vision --threads 1 --seeds 0 1 2 3 4 --spams-path /tmp/spams \
-        --spams-iters 100 150 200 300 --no-sklearn                           # SPAMS at our objective
+        --spams-iters 150 300 400 --no-sklearn                               # SPAMS at our objective
+    python benchmarks/bench_dictionary.py --data vision --threads 1 --seeds 0 1 2 --schedule online   # epochs
 """
 
 from __future__ import annotations
@@ -197,6 +198,8 @@ def main():
     ap.add_argument("--threads", type=int, default=None, help="BLAS / SPAMS threads for every side (default: all)")
     ap.add_argument("--tols", type=float, nargs="*", default=[], help="also run ours at these tol values (1 run each)")
     ap.add_argument("--batch-size", type=int, default=1024, help="ours: online mini-batch (the pipeline's default)")
+    ap.add_argument("--schedule", choices=["subsets", "online"], default=None,
+                    help="ours: first phase on nested column subsets or online epochs (default: the class default)")
     ap.add_argument("--spams-iters", type=int, nargs="*", default=[30, 100, 300])
     ap.add_argument("--spams-path", default=None)
     ap.add_argument("--sk-max-iter", type=int, default=None, help="scikit-learn epochs (default: its own, early stop)")
@@ -223,6 +226,8 @@ def main():
     with limit:
         def ours(**kw):
             kw.setdefault("random_state", 0)
+            if args.schedule:
+                kw.setdefault("schedule", args.schedule)
             return TemporalDictionary(n_atoms=K, alpha=lam, batch_size=args.batch_size, **kw).fit(Xn)
 
         if args.seeds:

@@ -158,7 +158,8 @@ def test_fit_on_collinear_atoms(rng):
     np.testing.assert_allclose(td.codes_, Aex, atol=1e-5)
 
 
-@pytest.mark.parametrize("kw", [{"momentum": 0.0}, {"init": "columns"}, {"n_epochs": 0}, {"lasso_max_iter": 1}])
+@pytest.mark.parametrize("kw", [{"momentum": 0.0}, {"init": "columns"}, {"n_epochs": 0}, {"lasso_max_iter": 1},
+                                {"subset_size": 32}, {"subset_size": 32, "init": "columns"}])
 def test_options_keep_the_planted_atoms(kw):
     X, D_true, _ = _planted(seed=3)
     td = TemporalDictionary(n_atoms=8, alpha=0.05, random_state=0, **kw).fit(X)
@@ -168,8 +169,44 @@ def test_options_keep_the_planted_atoms(kw):
     assert np.all(np.diff(hist) <= 1e-6 * hist[0])
 
 
+def test_subset_stages():
+    td = TemporalDictionary()
+    assert td._subset_sizes(9216) == [512, 2048]            # 4x each, while at most a third of the columns
+    assert td._subset_sizes(55296) == [512, 2048, 8192]
+    assert td._subset_sizes(4096) == [512] and td._subset_sizes(4095) == []   # first subset at most 1/8
+    assert TemporalDictionary(schedule="online")._subset_sizes(9216) == []
+    assert TemporalDictionary(n_epochs=0)._subset_sizes(9216) == []
+
+
+def test_subsets_fall_back_to_the_epochs_on_few_columns():
+    X, _, _ = _planted(n_neurons=300, n_atoms=6, T=80, seed=3)
+    a = TemporalDictionary(n_atoms=6, alpha=0.05, random_state=0).fit(X)             # 300 < 8 x 512 columns
+    b = TemporalDictionary(n_atoms=6, alpha=0.05, random_state=0, schedule="online").fit(X)
+    np.testing.assert_array_equal(a.atoms_, b.atoms_)
+    np.testing.assert_array_equal(a.codes_, b.codes_)
+
+
+def test_subset_schedule_matches_the_epochs_on_planted_atoms():
+    """Subsets of 50, 200 columns, then all 800: the planted atoms, and the objective of the
+    mini-batch epochs within 0.1 %."""
+    X, D_true, _ = _planted(n_neurons=800, n_atoms=8, T=100, seed=5)
+    sub = TemporalDictionary(n_atoms=8, alpha=0.05, subset_size=50, random_state=0).fit(X)
+    online = TemporalDictionary(n_atoms=8, alpha=0.05, schedule="online", random_state=0).fit(X)
+    _, corr = match_atoms(D_true, sub.atoms_)
+    assert corr.min() > 0.95
+    assert sub.objective_ <= online.objective_ * (1 + 1e-3)
+    assert sub.objective_ == pytest.approx(objective(prepare_columns(X), sub.atoms_, sub.codes_, 0.05), rel=1e-4)
+    hist = np.array(sub.objective_history_)
+    assert np.all(np.diff(hist) <= 1e-6 * hist[0])
+    assert sub.n_iter_ > len(hist) - 1                    # subset iterations are counted
+
+
 def test_option_errors():
     X = np.random.default_rng(0).standard_normal((30, 20))
+    with pytest.raises(ConfigError, match="schedule='batch'"):
+        TemporalDictionary(n_atoms=3, schedule="batch").fit(X)
+    with pytest.raises(ConfigError, match="subset_size=0"):
+        TemporalDictionary(n_atoms=3, subset_size=0).fit(X)
     with pytest.raises(ConfigError, match="momentum=1.0"):
         TemporalDictionary(n_atoms=3, momentum=1.0).fit(X)
     with pytest.raises(ConfigError, match="init='pca'"):

@@ -126,3 +126,12 @@ def test_a_negative_incoherence_is_refused():
 
     with pytest.raises(ConfigError, match=r"incoherence=-1\.0 must be a float >= 0"):
         TemporalDictionary(n_atoms=2, incoherence=-1.0).fit(np.random.default_rng(0).normal(size=(20, 10)))
+
+
+def test_incoherence_with_the_subset_schedule():
+    """The penalty also holds when the first phase runs on column subsets (16, 64, then 600)."""
+    X = _smooth(0)
+    td = TemporalDictionary(n_atoms=12, alpha=0.05, random_state=0, incoherence=1.0, subset_size=16).fit(X)
+    assert td._subset_sizes(X.shape[1]) == [16, 64]
+    assert atom_collinearity(td.atoms_)["median_vif"] < 2
+    np.testing.assert_allclose(np.linalg.norm(td.atoms_, axis=0), 1.0, atol=1e-5)

@@ -452,10 +452,22 @@ class TemporalDictionary(BaseEstimator):
         Number of atoms K.
     alpha : float, default=0.1
         λ, the ℓ1 penalty on the codes (for unit-norm columns).
+    schedule : {"subsets", "online"}, default="subsets"
+        The first phase, before the full-batch refinement on all columns: ``"subsets"`` =
+        the same refinement on nested random column subsets (``subset_size`` columns, then 4×
+        as many, … while a subset holds at most a third of the columns), each started from the
+        atoms of the previous one; with fewer than ``8 × subset_size`` columns, and with
+        ``"online"``, ``n_epochs`` online mini-batch epochs instead (Mairal et al. 2010).
+    subset_size : int, default=512
+        Columns in the first subset of ``schedule="subsets"``.
+    subset_tol : float, default=1e-3
+        A subset stage ends when its relative objective decrease per iteration falls below
+        this (or after ``max_iter`` iterations).
     batch_size : int, default=256
-        Columns (ANs) per online mini-batch.
+        Columns (ANs) per online mini-batch (mini-batch epochs only).
     n_epochs : int, default=2
-        Online mini-batch passes over the shuffled columns (0 = skip the online phase).
+        Online mini-batch passes over the shuffled columns, when these run (0 = no first
+        phase at all, with either schedule).
     max_iter : int, default=30
         Maximum full-batch refinement iterations (codes for all columns, then atoms).
     tol : float, default=3e-4
@@ -480,7 +492,8 @@ class TemporalDictionary(BaseEstimator):
         increases. 0 = plain alternating minimisation.
     init : {"svd", "columns"}, default="svd"
         Initial atoms: the leading left singular vectors of X (randomised SVD on at most
-        8,192 columns), or K distinct random (normalised) columns of X.
+        8,192 columns; on the first subset with ``schedule="subsets"``), or K distinct random
+        (normalised) columns of X (of the first subset).
     incoherence : float, default=0.0
         Penalty ``η Σ_{j<k} (d_jᵀd_k)²`` on the atoms' pairwise correlations, with η this value
         times the mean code energy ``mean_k (AAᵀ)_kk`` (fixed after the online phase), and the
@@ -511,20 +524,23 @@ class TemporalDictionary(BaseEstimator):
         Final ``½‖X − DA‖²_F + λ‖A‖₁`` (on the normalised X), plus the incoherence penalty
         when ``incoherence > 0``.
     objective_history_ : list of float
-        Objective after the online phase and after every refinement iteration (non-increasing;
-        the last entry is ``objective_``).
+        Objective on all columns at every iteration of the full-batch refinement, the first
+        one after the first phase (non-increasing; the last entry is ``objective_``).
     n_iter_ : int
-        Online epochs + refinement iterations run.
+        Online epochs or subset iterations, plus refinement iterations run.
     n_reseeded_ : int
         Unused atoms re-seeded from data columns.
     """
 
-    def __init__(self, n_atoms=64, alpha=0.1, *, batch_size=256, n_epochs=2, max_iter=30,
-                 tol=3e-4, normalize=True, lasso_max_iter=3, dict_passes=3, momentum=0.9,
-                 init="svd", incoherence=0.0, random_state=None, progress=False, desc="dictionary",
-                 n_jobs=None):
+    def __init__(self, n_atoms=64, alpha=0.1, *, schedule="subsets", subset_size=512, subset_tol=1e-3,
+                 batch_size=256, n_epochs=2, max_iter=30, tol=3e-4, normalize=True, lasso_max_iter=3,
+                 dict_passes=3, momentum=0.9, init="svd", incoherence=0.0, random_state=None, progress=False,
+                 desc="dictionary", n_jobs=None):
         self.n_atoms = n_atoms
         self.alpha = alpha
+        self.schedule = schedule
+        self.subset_size = subset_size
+        self.subset_tol = subset_tol
         self.batch_size = batch_size
         self.n_epochs = n_epochs
         self.max_iter = max_iter
@@ -541,7 +557,7 @@ class TemporalDictionary(BaseEstimator):
         self.n_jobs = n_jobs
 
     def _check_params(self):
-        for name in ("n_atoms", "batch_size", "lasso_max_iter"):
+        for name in ("n_atoms", "batch_size", "lasso_max_iter", "subset_size"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < 1:
                 raise ConfigError(f"TemporalDictionary: {name}={v!r} must be a positive int.")
@@ -557,6 +573,10 @@ class TemporalDictionary(BaseEstimator):
             raise ConfigError(f"TemporalDictionary: momentum={self.momentum!r} must be in [0, 1).")
         if self.n_jobs is not None and not (isinstance(self.n_jobs, (int, np.integer)) and self.n_jobs >= 1):
             raise ConfigError(f"TemporalDictionary: n_jobs={self.n_jobs!r} must be None or a positive int.")
+        if self.schedule not in ("subsets", "online"):
+            raise ConfigError(f"TemporalDictionary: schedule={self.schedule!r} must be 'subsets' or 'online'.")
+        if not (isinstance(self.subset_tol, (int, float, np.floating)) and self.subset_tol >= 0):
+            raise ConfigError(f"TemporalDictionary: subset_tol={self.subset_tol!r} must be a float >= 0.")
         if self.init not in ("columns", "svd"):
             raise ConfigError(f"TemporalDictionary: init={self.init!r} must be 'columns' or 'svd'.")
 
@@ -576,11 +596,15 @@ class TemporalDictionary(BaseEstimator):
     def fit(self, X, y=None):
         """Learn atoms and codes.
 
-        Three phases: (1) online mini-batch epochs — codes of a batch by a few warm-started
-        active-set steps, running sufficient statistics ``AAᵀ``, ``XAᵀ`` over the last epoch's
-        batches, one block-coordinate pass over the atoms per batch; (2) full-batch refinement
-        — codes of all columns (warm-started active set), block-coordinate atom update, and
-        an extrapolation of the atoms (``momentum``) that is dropped whenever it would raise
+        Three phases: (1) a first fit on part of the columns — with ``schedule="subsets"``
+        (when there are at least ``8 × subset_size`` columns) full-batch refinement (below) on
+        nested random column subsets of ``subset_size``, 4× as many, … (up to a third of the
+        columns), each stage until its relative objective decrease falls below ``subset_tol``;
+        otherwise online mini-batch epochs — codes of a batch by a few warm-started active-set
+        steps, running sufficient statistics ``AAᵀ``, ``XAᵀ`` over the last epoch's batches,
+        one block-coordinate pass over the atoms per batch; (2) full-batch refinement on all
+        columns — codes of all columns (warm-started active set), block-coordinate atom update,
+        and an extrapolation of the atoms (``momentum``) that is dropped whenever it would raise
         the objective; (3) exact lasso codes for the final atoms.
 
         Parameters
@@ -603,33 +627,92 @@ class TemporalDictionary(BaseEstimator):
         nt = _n_threads(self.n_jobs)
         rng = check_random_state(self.random_state)
         gen = np.random.default_rng(rng.randint(2**31 - 1))
-        D = self._init_atoms(Xn, K, rng, gen)
+        sizes = self._subset_sizes(N)
+        if sizes:
+            order = gen.permutation(N)
+            stages = [np.sort(order[:s]) for s in sizes]
+            D = self._init_atoms(np.asfortranarray(Xn[:, stages[0]]), K, rng, gen)
+        else:
+            D = self._init_atoms(Xn, K, rng, gen)
         A = np.zeros((K, N))
         n_re = 0
         history = []
-        xx = float(np.einsum("ij,ij->", Xn, Xn, dtype=np.float64))
         inc = float(self.incoherence)
-        eta = 0.0           # the absolute penalty of the refinement, fixed after the online phase
+        max_iter = int(self.max_iter)
+        n_epochs = 0 if sizes else int(self.n_epochs)
 
-        def codes(D, A0, max_iter):
+        def codes(Xs, xx, D, A0, max_iter, eta):
             G = D.T @ D
-            B = (D.astype(np.float32).T @ Xn).astype(np.float64)
+            B = (D.astype(np.float32).T @ Xs).astype(np.float64)
             A1, _ = sparse_encode_active_set(G, B, lam, A0=A0, max_iter=max_iter, eager=max_iter is not None,
                                              n_threads=nt)
             return A1, _objective_stats(xx, G, B, A1, lam) + (coherence_penalty(D, eta) if eta > 0 else 0.0)
 
-        # ---- online mini-batch phase
+        from tqdm.auto import tqdm
+
         bs = min(int(self.batch_size), N)
         n_batches = -(-N // bs)
+        bar = tqdm(total=n_epochs * n_batches + (len(sizes) + 1) * (max_iter + 1), desc=str(self.desc), unit="step",
+                   disable=not self.progress, leave=False)
+
+        def refine(Xs, D, A, max_iter, tol, probe, label, history=None):
+            """Alternating full-batch iterations on the columns ``Xs``; returns D, A, iterations, re-seeded."""
+            xx = float(np.einsum("ij,ij->", Xs, Xs, dtype=np.float64))
+            eta = 0.0      # the absolute penalty, fixed for these columns
+            if inc > 0:
+                A_probe = A if (np.any(A) and not probe) else codes(Xs, xx, D, A, inner, 0.0)[0]
+                eta = inc * float(np.einsum("kn,kn->", A_probe, A_probe)) / K
+            beta = float(self.momentum)
+            prev = np.inf
+            D_base = None
+            n_ref = n_re = 0
+            for it in range(max_iter + 1):
+                A_new, obj = codes(Xs, xx, D, A, inner, eta)
+                restarted = False
+                if D_base is not None and obj > prev:
+                    # the extrapolation overshot: take the plain block-coordinate update instead,
+                    # whose objective (from the previous codes) cannot exceed the previous one
+                    D = D_base
+                    A_new, obj = codes(Xs, xx, D, A, inner, eta)
+                    restarted = True
+                A = A_new
+                if history is not None:
+                    history.append(obj)
+                bar.set_postfix_str(f"{label}, objective {obj:.6g}", refresh=False)
+                bar.update(1)
+                if it == max_iter or (not restarted and np.isfinite(prev) and prev - obj <= tol * abs(prev)):
+                    break
+                prev = obj
+                AAt = A @ A.T
+                XAt = (Xs @ A.T.astype(np.float32)).astype(np.float64)
+                D_base, r = update_dictionary(D.copy(), AAt, XAt, n_passes=self.dict_passes, rng=gen, X=Xs,
+                                              incoherence=eta)
+                n_re += r
+                n_ref += 1
+                if beta > 0 and not restarted:
+                    E = D_base + beta * (D_base - D)
+                    norms = np.linalg.norm(E, axis=0)
+                    # incoherent atoms live on the unit sphere, plain ones in the unit ball
+                    D = E / (np.maximum(norms, 1e-300) if eta > 0 else np.maximum(1.0, norms))
+                else:
+                    D = D_base
+            bar.total -= max_iter - it      # a stage that converged early ends its part of the bar
+            return D, A, n_ref, n_re, eta
+
+        # ---- first phase (a): full-batch refinement on nested column subsets
+        n_first = 0
+        for i, cols in enumerate(stages if sizes else []):
+            D, A[:, cols], n, r, _ = refine(np.asfortranarray(Xn[:, cols]), D, A[:, cols], max_iter,
+                                            float(self.subset_tol), probe=True,
+                                            label=f"subset {i + 1}/{len(sizes)} ({cols.size} columns)")
+            n_first += n
+            n_re += r
+        # ---- first phase (b): online mini-batch epochs
         AAt = np.zeros((K, K))
         XAt = np.zeros((T, K))
         step = 0
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=int(self.n_epochs) * n_batches + int(self.max_iter) + 1, desc=str(self.desc), unit="step",
-                   disable=not self.progress, leave=False)
-        for epoch in range(int(self.n_epochs)):
-            bar.set_postfix_str(f"epoch {epoch + 1}/{int(self.n_epochs)}", refresh=False)
+        for epoch in range(n_epochs):
+            bar.set_postfix_str(f"epoch {epoch + 1}/{n_epochs}", refresh=False)
             order = gen.permutation(N)
             for b0 in range(0, N, bs):
                 idx = order[b0:b0 + bs]
@@ -649,59 +732,39 @@ class TemporalDictionary(BaseEstimator):
                                          incoherence=inc * np.trace(AAt) / K if inc > 0 else 0.0)
                 n_re += r
                 bar.update(1)
-        # ---- full-batch refinement with extrapolated atoms
-        beta = float(self.momentum)
-        prev = np.inf
-        D_base = None
-        n_ref = 0
-        if inc > 0:
-            A_probe = A if np.any(A) else codes(D, A, inner)[0]
-            eta = inc * float(np.einsum("kn,kn->", A_probe, A_probe)) / K
-        for it in range(int(self.max_iter) + 1):
-            A_new, obj = codes(D, A, inner)
-            restarted = False
-            if D_base is not None and obj > prev:
-                # the extrapolation overshot: take the plain block-coordinate update instead,
-                # whose objective (from the previous codes) cannot exceed the previous one
-                D = D_base
-                A_new, obj = codes(D, A, inner)
-                restarted = True
-            A = A_new
-            history.append(obj)
-            bar.set_postfix_str(f"refinement, objective {obj:.6g}", refresh=False)
-            bar.update(1)
-            if it == int(self.max_iter) or (not restarted and np.isfinite(prev)
-                                            and prev - obj <= self.tol * abs(prev)):
-                break
-            prev = obj
-            AAt = A @ A.T
-            XAt = (Xn @ A.T.astype(np.float32)).astype(np.float64)
-            D_base, r = update_dictionary(D.copy(), AAt, XAt, n_passes=self.dict_passes, rng=gen, X=Xn,
-                                          incoherence=eta)
-            n_re += r
-            n_ref += 1
-            if beta > 0 and not restarted:
-                E = D_base + beta * (D_base - D)
-                norms = np.linalg.norm(E, axis=0)
-                # incoherent atoms live on the unit sphere, plain ones in the unit ball
-                D = E / (np.maximum(norms, 1e-300) if eta > 0 else np.maximum(1.0, norms))
-            else:
-                D = D_base
+        n_first += n_epochs
+        # ---- full-batch refinement on all columns, with extrapolated atoms
+        D, A, n_ref, r, eta = refine(Xn, D, A, max_iter, float(self.tol), probe=bool(sizes), label="refinement",
+                                     history=history)
+        n_re += r
         bar.total = bar.n  # converged: the bar ends here
         bar.close()
         # ---- exact codes for the returned atoms (continues from the warm start: lower or equal)
-        A, obj = codes(D, A, None)
+        xx = float(np.einsum("ij,ij->", Xn, Xn, dtype=np.float64))
+        A, obj = codes(Xn, xx, D, A, None, eta)
         history[-1] = min(history[-1], obj)
         self.atoms_ = D.astype(np.float32)
         self.codes_ = A.astype(np.float32)
         self.objective_ = float(history[-1])
         self.objective_history_ = history
-        self.n_iter_ = int(self.n_epochs) + n_ref
+        self.n_iter_ = n_first + n_ref
         self.n_reseeded_ = n_re
         self.n_timepoints_ = T
         logger.info("TemporalDictionary: X (%d timepoints, %d neurons) -> %d atoms, objective %.6g",
                     T, N, K, self.objective_)
         return self
+
+    def _subset_sizes(self, N):
+        """Column counts of the nested subsets of ``schedule="subsets"`` (empty: mini-batch epochs)."""
+        if self.schedule != "subsets" or int(self.n_epochs) == 0:
+            return []
+        sizes = []
+        s = int(self.subset_size)
+        if 8 * s <= N:      # a smaller first subset saves too little over the mini-batch epochs
+            while 3 * s <= N:
+                sizes.append(s)
+                s *= 4
+        return sizes
 
     def _init_atoms(self, Xn, K, rng, gen):
         T, N = Xn.shape
