@@ -124,8 +124,10 @@ class DictionaryConfig(_Section):
     n_atoms: int = Field(64, ge=1)
     alpha: float = Field(0.1, ge=0)
     scope: Literal["branch", "model"] = Field("branch", description="one dictionary per branch, or one joint per model")
-    batch_size: int = Field(1024, ge=1, description="ANs per online mini-batch")
-    n_epochs: int = Field(2, ge=0, description="online mini-batch passes over the ANs")
+    batch_size: int = Field(1024, ge=1, description="ANs per online mini-batch (units with fewer than 4,096 ANs; "
+                            "larger ones start on nested column subsets instead, docs/method.md §3.4)")
+    n_epochs: int = Field(2, ge=0, description="online mini-batch passes over the ANs (units with fewer than "
+                          "4,096 ANs)")
     max_iter: int = Field(30, ge=1, description="maximal full-batch refinement iterations")
     # 3e-4 is the knee of the measured objective-vs-time curve on real activations (benchmarks/RESULTS.md):
     # 1e-5 costs 1.2-2.4x the time for an objective at most 0.24 % lower
