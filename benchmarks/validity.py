@@ -11,6 +11,13 @@ for the other kinds), the voxelwise rate of p < 0.05 for the atom maps and for t
 and a KS test of uniformity on a subsample of p. Under the global null BH allows a discovery
 in at most 5 % of maps.
 
+The KS test treats the subsample's p-values as independent; those of one phantom are not (its
+maps share the noise columns, the atoms and the shifts, and every map's p-values are read off
+one pooled null), so it rejects uniform p-values. The column "uniformity p, phantom-level"
+(``vlmbrain.validate.uniformity_by_phantom``) takes the phantom as the unit: at each threshold
+u the fraction of a phantom's p-values ≤ u is one observation, t-tested against u over the
+phantoms, Bonferroni over the thresholds; it names the threshold of the largest deviation.
+
 The K atom maps of one phantom share its noise, its atoms and its shifts, so their discoveries
 cluster by phantom and the Clopper–Pearson interval over maps is too narrow. The column
 "phantom-clustered" treats the phantom as the sampling unit: the same rate (maps with a
@@ -119,7 +126,7 @@ def clustered_interval(counts, sizes, level=0.95):
 def main():
     from scipy import stats as sps
 
-    from vlmbrain.validate import clopper_pearson
+    from vlmbrain.validate import clopper_pearson, uniformity_by_phantom
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
@@ -154,8 +161,9 @@ def main():
           f"{args.reps} phantoms per cell, null_pvalues={args.null_pvalues}, seam correction {args.seam} (OLS, AR(1)), high_pass {args.high_pass}; {dt:.0f} s wall, "
           f"{sum(r['cpu'] for rs in acc.values() for r in rs):.0f} CPU s in the phantoms' processes")
     print("| design | method | rho | drift | maps with FDR discovery | maps with FDR discovery, phantom-clustered "
-          "| maps with FWER discovery | atom p < .05 | fit p < .05 | KS p (atom p) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| maps with FWER discovery | atom p < .05 | fit p < .05 | KS p (atom p) "
+          "| uniformity p, phantom-level (atom p) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
 
     def fmt(k, n):
         lo, hi = clopper_pearson(k, n)
@@ -165,13 +173,15 @@ def main():
         rs = acc[c]
         maps = sum(r["maps"] for r in rs)
         ks = sps.kstest(np.concatenate([r["sub"] for r in rs]), "uniform").pvalue
+        uni, u_at, dev = uniformity_by_phantom([r["sub"] for r in rs]) if len(rs) > 1 else (np.nan, np.nan, np.nan)
         k_fdr = sum(r["fdr"] for r in rs)
         lo, hi = clustered_interval([r["fdr"] for r in rs], [r["maps"] for r in rs])
         print(f"| {c[2]} | {c[3]} | {c[0]:g} | {'on' if c[1] else 'off'} "
               f"| {fmt(k_fdr, maps)} | {k_fdr / maps:.3f} [{lo:.3f}, {hi:.3f}] (of {len(rs)}) "
               f"| {fmt(sum(r['fwer'] for r in rs), maps)} "
               f"| {fmt(sum(r['p05'] for r in rs), sum(r['n_p'] for r in rs))} "
-              f"| {fmt(sum(r['r05'] for r in rs), sum(r['n_r'] for r in rs))} | {ks:.2g} |")
+              f"| {fmt(sum(r['r05'] for r in rs), sum(r['n_r'] for r in rs))} | {ks:.2g} "
+              f"| {uni:.2g} (largest at {u_at:g}: {dev:+.4f}) |")
 
 
 if __name__ == "__main__":

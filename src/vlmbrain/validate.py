@@ -31,7 +31,7 @@ import pandas as pd
 logger = logging.getLogger("vlmbrain")
 
 __all__ = ["NoiseModel", "ar1_noise", "clopper_pearson", "estimate_noise", "null_phantom", "run_validation",
-           "smooth_atoms"]
+           "smooth_atoms", "uniformity_by_phantom"]
 
 #: SNRs of the power curve (planted signal SD / noise SD at a responsive grayordinate).
 DEFAULT_SNRS = (0.05, 0.1, 0.2, 0.5, 1.0)
@@ -45,6 +45,61 @@ def clopper_pearson(k, n, level=0.95):
     lo = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
     hi = 1.0 if k == n else float(beta.ppf(1 - a, k + 1, n - k))
     return lo, hi
+
+
+#: Thresholds at which :func:`uniformity_by_phantom` compares the p-values' distribution with U(0, 1).
+UNIFORMITY_GRID = (0.001, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
+
+
+def uniformity_by_phantom(samples, grid=UNIFORMITY_GRID):
+    """Test that p-values are uniform when they come in dependent groups (one group per phantom).
+
+    The p-values of one phantom share its atoms, its noise columns across atoms and its shifts
+    (every map's p-values are read off one pooled null), so they are not independent, and a
+    Kolmogorov–Smirnov test on all of them together rejects uniform p-values whose dependence
+    it ignores. Here the phantom is the unit: at each threshold ``u`` of ``grid`` the fraction
+    of each phantom's p-values ≤ ``u`` is one observation, and a one-sample t-test over the
+    phantoms compares their mean with ``u`` (its variance at least the binomial one of
+    independent p-values, so that groups with identical fractions do not give a zero variance);
+    thresholds where a phantom expects fewer than 5 p-values below ``u`` are left out (the
+    fractions there are too discrete for a t-test). The smallest of these p-values,
+    Bonferroni-adjusted over the thresholds used, is the test's p-value.
+
+    Parameters
+    ----------
+    samples : sequence of 1-D arrays
+        The p-values of each phantom (at least two phantoms).
+    grid : sequence of float
+
+    Returns
+    -------
+    p : float
+        Bonferroni-adjusted smallest p-value over the grid.
+    u : float
+        The threshold where the deviation is largest (in t).
+    deviation : float
+        Mean fraction ≤ ``u`` minus ``u`` there (> 0: more small p-values than uniform).
+    """
+    from scipy import stats as sps
+
+    samples = [np.asarray(s, dtype=np.float64).ravel() for s in samples]
+    if len(samples) < 2 or any(s.size == 0 for s in samples):
+        raise ValueError("uniformity_by_phantom needs at least two non-empty groups of p-values")
+    sizes = np.array([s.size for s in samples], dtype=np.float64)
+    grid = np.asarray(grid, dtype=np.float64)
+    grid = grid[(grid * sizes.min() >= 5) & ((1 - grid) * sizes.min() >= 5)]
+    if grid.size == 0:
+        raise ValueError(f"uniformity_by_phantom: {int(sizes.min())} p-values in a group are too few for any "
+                         "threshold of the grid (5 expected on each side)")
+    frac = np.array([[np.mean(s <= u) for u in grid] for s in samples])       # (phantoms, grid)
+    n = frac.shape[0]
+    mean = frac.mean(axis=0)
+    binomial = np.mean(grid[None] * (1 - grid[None]) / sizes[:, None], axis=0)
+    se = np.sqrt(np.maximum(frac.var(axis=0, ddof=1), binomial) / n)
+    t = (mean - grid) / se
+    p = 2 * sps.t.sf(np.abs(t), n - 1)
+    i = int(np.argmax(np.abs(t)))
+    return float(min(1.0, p.min() * grid.size)), float(grid[i]), float(mean[i] - grid[i])
 
 
 def smooth_atoms(rng, run_lengths, n_atoms, tr=1.5, mixing=0.5):
