@@ -28,8 +28,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from vlmbrain.encoding._checks import check_runs
-from vlmbrain.encoding.null import (SEAM_MAX_LAG, _choose_decimation, _lag1_autocorrelation, _run_autocov,
-                                    _seam_factors, shift_null)
+from vlmbrain.encoding.null import (SEAM_MAX_LAG, _choose_decimation, _lag1_autocorrelation, _lag1_bias_inverse,
+                                    _run_autocov, _seam_factors, shift_null)
 from vlmbrain.encoding.tails import POOL_DRAWS, PooledNull, atom_mean_spread, leave_window_out
 from vlmbrain.errors import ConfigError
 from vlmbrain.stats import fwer_maxstat, permutation_pvalue
@@ -304,13 +304,14 @@ def refit_shift_null(X, Y, runs, *, method="ridge", n_shifts=1000, random_state=
         seam = {}
         seam_lags = np.r_[0, shifts[g // 2: nb * g: g]]
         seam_starts = [0] if params.get("ar1_scope", "concat") == "concat" else [a for a, _ in bounds]
+        rho_inverse = _lag1_bias_inverse(bounds, Nb)
 
     def seam_chunk(enc, Yc):
         """Seam factors of one chunk: (K + 1, c) for the observed statistics, (nb, K + 1, c)
         for the pooled draws (rows: atoms, then the fit)."""
         c = Yc.shape[1]
         rho_w = np.round(np.clip(np.asarray(enc.ar1_rho_, np.float64), -0.99, 0.99) * 100) / 100
-        rho_n = _lag1_autocorrelation(Yc, bounds)
+        rho_n = rho_inverse(_lag1_autocorrelation(Yc, bounds))
         k_obs = np.empty((K + 1, c))
         k_null = np.empty((nb, K + 1, c))
         for val in np.unique(rho_w):
