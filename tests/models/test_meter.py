@@ -358,3 +358,21 @@ def test_text_tower_matches_hf_roberta_on_custom_config():
         got = model.infer(torch.zeros(2, 3, 32, 32), ids, masks, output_intermediates={"text_encoder.1.out"})
     real = masks.bool()
     torch.testing.assert_close(got["intermediates"]["text_encoder.1.out"][real], ref[real], atol=1e-5, rtol=1e-5)
+
+
+def test_trained_only_when_the_checkpoint_records_training(tmp_path, tiny_state):
+    """A Lightning checkpoint saved after training steps is 'trained'; the same weights saved
+    bare (what a random-weight METER looks like) or with global_step 0 say nothing."""
+    lightning = tmp_path / "trained.ckpt"
+    _save_ckpt(lightning, tiny_state, {})
+    state = load_meter_state_dict(lightning)
+    assert state.trained is True and "after 10 training steps" in state.trained_evidence
+    model = METER.from_checkpoint(lightning, variant="tiny")
+    assert model.trained is True
+    bare = tmp_path / "random.ckpt"
+    torch.save({"state_dict": tiny_state}, bare)
+    untrained = tmp_path / "step0.ckpt"
+    torch.save({"global_step": 0, "state_dict": tiny_state}, untrained)
+    for path in (bare, untrained):
+        model = METER.from_checkpoint(path, variant="tiny")
+        assert model.trained is None and "no training record" in model.trained_evidence

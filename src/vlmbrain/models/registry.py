@@ -117,7 +117,10 @@ def _meter_loader(source, site="head-unit", pooling="mean", device="cpu", dtype=
     readout = METERReadout.from_checkpoint(
         checkpoint, variant, site=site, pooling=pooling, device=device, dtype=resolve_dtype(dtype), **kw
     )
-    readout.trained, readout.trained_evidence = True, f"METER checkpoint {os.path.basename(checkpoint)}"
+    model = getattr(readout, "model", None)
+    readout.trained = getattr(model, "trained", None)
+    readout.trained_evidence = getattr(model, "trained_evidence", "") or (
+        f"METER checkpoint {os.path.basename(checkpoint)}: nothing says whether its weights were trained")
     if name:
         readout.name = name
     return readout

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from vlmbrain.errors import DimensionError, InputFileError, ModelNotAvailableError
 
-__all__ = ["load_meter_state_dict", "prepare_state_dict", "restricted_pickle", "InertGlobal"]
+__all__ = ["MeterState", "load_meter_state_dict", "training_record", "prepare_state_dict", "restricted_pickle", "InertGlobal"]
 
 logger = logging.getLogger("vlmbrain")
 
@@ -139,12 +139,36 @@ def _torch_load(path: str):
     return torch.load(path, map_location="cpu", weights_only=False, pickle_module=restricted_pickle)
 
 
-def load_meter_state_dict(path: str | PathLike) -> dict[str, torch.Tensor]:
+class MeterState(dict):
+    """The METER weights (name → tensor) and what the checkpoint says about their training:
+    ``trained`` (True, or None when the file does not say) and ``trained_evidence``."""
+
+    trained: bool | None = None
+    trained_evidence: str = ""
+
+
+def training_record(ckpt, path) -> tuple[bool | None, str]:
+    """Whether a METER checkpoint's weights were trained, from its PyTorch-Lightning record.
+
+    A Lightning checkpoint (the official releases) stores the optimiser steps it was saved
+    after (``global_step``): > 0 says trained. A bare state_dict, or a dict without that
+    record, says nothing (None): random weights saved as a checkpoint look the same.
+    """
+    name = os.path.basename(os.fspath(path))
+    step = ckpt.get("global_step") if isinstance(ckpt, dict) else None
+    if isinstance(step, int) and not isinstance(step, bool) and step > 0:
+        return True, f"METER checkpoint {name}: saved by PyTorch Lightning after {step} training steps"
+    return None, (f"METER checkpoint {name} has no training record (no global_step > 0): nothing says whether "
+                  "its weights were trained (set model.options.trained)")
+
+
+def load_meter_state_dict(path: str | PathLike) -> MeterState:
     """Read the METER weights from a checkpoint file without executing code from it.
 
     Tries ``torch.load(weights_only=True)``; if the file holds other objects (Lightning), falls
     back to :class:`RestrictedUnpickler`. Returns ``ckpt["state_dict"]`` (or the file itself
-    when it is a plain state_dict), with a leading ``model.`` stripped from every key.
+    when it is a plain state_dict), with a leading ``model.`` stripped from every key, as a
+    :class:`MeterState` that also carries the checkpoint's :func:`training_record`.
 
     Parameters
     ----------
@@ -180,7 +204,8 @@ def load_meter_state_dict(path: str | PathLike) -> dict[str, torch.Tensor]:
         raise InputFileError(
             f"METER checkpoint {path!r} holds a {type(ckpt).__name__}, not a dict with a 'state_dict' entry."
         )
-    tensors = {}
+    tensors = MeterState()
+    tensors.trained, tensors.trained_evidence = training_record(ckpt, path)
     for k, v in state.items():
         if isinstance(v, torch.Tensor):
             tensors[k[len("model."):] if isinstance(k, str) and k.startswith("model.") else k] = v

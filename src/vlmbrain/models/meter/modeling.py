@@ -584,4 +584,7 @@ class METER(nn.Module):
         state = load_meter_state_dict(path)
         model = cls(cfg)
         model.load_state_dict(prepare_state_dict(state, model, source=str(path)), strict=True)
+        # what the checkpoint says about its training (a Lightning record), for the readout
+        model.trained = getattr(state, "trained", None)
+        model.trained_evidence = getattr(state, "trained_evidence", "")
         return model.eval()
