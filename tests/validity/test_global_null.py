@@ -104,22 +104,29 @@ def test_the_earlier_gaussian_tail_is_too_thin():
     assert g[0] / g[1] > 0.05
 
 
+def _seam_phantom(rep, lens, K, V):
+    """Smooth atoms and ρ = 0.8 AR(1) noise in runs of ``lens``, run means removed (phantom ``rep``)."""
+    from vlmbrain.encoding.nuisance import residualize
+
+    rng = np.random.default_rng(100 + rep)
+    X, runs = smooth_atoms(rng, lens, K, tr=TR)
+    Y = ar1_noise(rng, runs, 0.8, V)
+    Xr, _ = residualize(X, runs, None)
+    Yr, _ = residualize(Y, runs, None, out=Y)
+    return Xr, Yr, runs
+
+
 def test_seam_correction_of_short_runs():
     # 6 runs × 50 TRs of ρ = 0.8 noise: the shifted designs, refitted with the run intercepts in
     # place, lose their run means relative to the data's runs, where smooth noise has most of its
     # variance, so the shifts' spread underestimates the observed statistic's: without the seam
     # correction the fit's p is liberal (7.9 % < 0.05 measured); with it, nominal
     from vlmbrain.encoding.null import shift_null
-    from vlmbrain.encoding.nuisance import residualize
 
     lens, V, K = (50,) * 6, 2000, 16
     rates = {True: [], False: []}
     for rep in range(8):
-        rng = np.random.default_rng(100 + rep)
-        X, runs = smooth_atoms(rng, lens, K, tr=TR)
-        Y = ar1_noise(rng, runs, 0.8, V)
-        Xr, _ = residualize(X, runs, None)
-        Yr, _ = residualize(Y, runs, None, out=Y)
+        Xr, Yr, runs = _seam_phantom(rep, lens, K, V)
         for seam in (True, False):
             res = shift_null(Xr, Yr, runs, n_shifts=100, random_state=rep, n_jobs=1, seam_correction=seam)
             p, p_r = res.pvalues("pooled")
@@ -141,17 +148,12 @@ def test_seam_correction_of_the_ar1_refit_null():
     # shifted design's are not, so the shifts' spread underestimates the observed t's; the
     # correction with the AR(1) fit's own directions brings the atom p back to nominal (measured
     # without it: 7.0 % < 0.05 on 16 phantoms, 5.4 % with it; 2 × 150 TRs: 5.4 % → 5.0 %)
-    from vlmbrain.encoding.nuisance import residualize
     from vlmbrain.encoding.refit_null import refit_shift_null
 
     lens, V, K, n_rep = (50,) * 6, 200, 16, 4
     hits = {True: 0, False: 0}
     for rep in range(n_rep):
-        rng = np.random.default_rng(100 + rep)
-        X, runs = smooth_atoms(rng, lens, K, tr=TR)
-        Y = ar1_noise(rng, runs, 0.8, V)
-        Xr, _ = residualize(X, runs, None)
-        Yr, _ = residualize(Y, runs, None, out=Y)
+        Xr, Yr, runs = _seam_phantom(rep, lens, K, V)
         for seam in (True, False):
             res = refit_shift_null(Xr, Yr, runs, method="ar1", n_shifts=60, random_state=rep, seam_correction=seam)
             hits[seam] += int((res.pvalues("pooled")[0] < 0.05).sum())
