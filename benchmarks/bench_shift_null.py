@@ -46,14 +46,9 @@ def main():
     args = ap.parse_args()
     if args.compare:
         return compare(args)
-    V = args.V or (5_000 if args.quick else 91_282)
-    T, K, S = args.T, args.K, args.n_shifts
     from vlmbrain.encoding import shift_null
 
-    rng = np.random.default_rng(0)
-    runs = np.minimum(np.arange(T) // (T // 4), 3)
-    X = rng.standard_normal((T, K), dtype=np.float32)
-    Y = rng.standard_normal((T, V), dtype=np.float32)
+    V, T, K, S, runs, X, Y = _data(args)
     Y[:, : V // 10] += X[:, :1] * 0.1
     ours = []
     for _ in range(args.repeats):
@@ -96,16 +91,22 @@ def main():
           f"{(res.p_beta[0] <= 0.05).mean():.3f}")
 
 
-def compare(args):
-    """The earlier null (``gaussian`` p) and the default (``pooled`` p) alternately, in one process."""
-    from vlmbrain.encoding import shift_null
-
+def _data(args):
+    """Sizes, 4 equal runs and random float32 atoms X (T, K) and data Y (T, V) of the command line."""
     V = args.V or (5_000 if args.quick else 91_282)
     T, K, S = args.T, args.K, args.n_shifts
     rng = np.random.default_rng(0)
     runs = np.minimum(np.arange(T) // (T // 4), 3)
     X = rng.standard_normal((T, K), dtype=np.float32)
     Y = rng.standard_normal((T, V), dtype=np.float32)
+    return V, T, K, S, runs, X, Y
+
+
+def compare(args):
+    """The earlier null (``gaussian`` p) and the default (``pooled`` p) alternately, in one process."""
+    from vlmbrain.encoding import shift_null
+
+    V, T, K, S, runs, X, Y = _data(args)
     kw = dict(backend=args.backend, device=args.device, n_jobs=args.n_jobs, random_state=0)
     if args.chunk_size:
         kw["chunk_size"] = args.chunk_size
