@@ -43,6 +43,10 @@ def test_nominal_on_independent_groups_and_sensitive_to_a_shift():
     assert p < 1e-3 and dev > 0 and 0.05 <= u <= 0.5
 
 
-def test_needs_two_groups():
+def test_needs_two_groups_and_enough_p_values():
+    rng = np.random.default_rng(2)
     with pytest.raises(ValueError, match="at least two"):
-        uniformity_by_phantom([np.random.default_rng(2).random(10)])
+        uniformity_by_phantom([rng.random(10)])
+    # the smallest group (8) expects fewer than 5 p-values below 0.001 and 0.01
+    with pytest.raises(ValueError, match=r"8 p-values in a group are too few"):
+        uniformity_by_phantom([rng.random(8), rng.random(40)], grid=(0.001, 0.01))
