@@ -8,6 +8,7 @@ the per-repeat ratios fit / floor.
 
     python benchmarks/bench_encoding_floor.py                   # T=3600 (4 runs), V=91282, K=64
     python benchmarks/bench_encoding_floor.py --V 20000 --methods ols
+    python benchmarks/bench_encoding_floor.py --solve-columns 8192    # the earlier task width
 """
 
 from __future__ import annotations
@@ -28,8 +29,14 @@ def main():
     ap.add_argument("--runs", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--methods", default="ols,ar1,ridge")
+    ap.add_argument("--solve-columns", type=int, default=None,
+                    help="columns per task of the numpy encoder (default: the package's, 2048)")
     args = ap.parse_args()
     from vlmbrain.encoding import VoxelwiseEncoder
+
+    if args.solve_columns:
+        import vlmbrain.encoding.estimator as est
+        est._SOLVE_COLUMNS = args.solve_columns
 
     T, V, K = args.T, args.V, args.K
     rng = np.random.default_rng(0)

@@ -29,6 +29,11 @@ logger = logging.getLogger("vlmbrain")
 
 __all__ = ["VoxelwiseEncoder"]
 
+# Columns read and solved per task by the numpy backend (``chunk_size`` caps it further).
+# 2,048 against 8,192: the OLS fit 15 % faster at T = 3,600, V = 91,282, K = 64 on 2 cores
+# (benchmarks/RESULTS.md, "Encoding against the floor"); 1,024 and 512 are no faster.
+_SOLVE_COLUMNS = 2048
+
 
 class VoxelwiseEncoder(RegressorMixin, BaseEstimator):
     """Voxel-wise linear encoding model with one intercept per run.
@@ -74,10 +79,12 @@ class VoxelwiseEncoder(RegressorMixin, BaseEstimator):
         ≥ 2 runs, otherwise skipped (``cv_r_ = None``, logged). ``True`` with one run
         raises :class:`~vlmbrain.errors.DimensionError`.
     chunk_size : int, default=8192
-        Columns handled at once by the K × K algebra (and the column width of the blocks
-        read from ``Y``, at least 32768). Memory beyond ``Y`` and the outputs: the per-run
-        statistics, ``4 × n_runs × (n_atoms + 1) × n_grayordinates`` bytes (× 3 for AR(1)),
-        plus temporaries ∝ ``chunk_size``. ``Y`` itself is never copied.
+        Columns handled at once by the K × K algebra. numpy backend: columns are read and
+        solved in tasks of ``min(chunk_size, 2048)``, a few tasks per core in flight, so
+        memory beyond ``Y`` and the outputs is temporaries ∝ that width. torch backend: the
+        raw moments of all columns first (blocks of at least 32,768 columns; ``4 × n_runs ×
+        (n_atoms + 1) × n_grayordinates`` bytes, × 3 for AR(1)), then the algebra per
+        ``chunk_size`` columns. ``Y`` itself is never copied.
     dtype : {"float32", "float64"}, default="float32"
         Precision of the big GEMM (``Xᵀ Y``) and of ``Y`` chunks; every small solve
         and all accumulated statistics are float64.
@@ -220,10 +227,13 @@ class VoxelwiseEncoder(RegressorMixin, BaseEstimator):
             # once, on a thread per core with single-threaded BLAS: the GEMMs, the sums of squares
             # and the K x K algebra of every chunk all run in parallel (numpy releases the GIL)
             # and the statistics of only a few chunks are held at a time
-            slices = [slice(a, min(V, a + cs)) for a in range(0, V, cs)]
+            # at most _SOLVE_COLUMNS columns per task: the chunk's statistics and the K x K
+            # algebra on them stay in cache, and two cores get enough tasks to balance
+            step = min(cs, _SOLVE_COLUMNS)
+            slices = [slice(a, min(V, a + step)) for a in range(0, V, step)]
 
             def chunk(sl):
-                st = design.all_stats(Y[:, sl], solver.lag, None, col_block=cs)
+                st = design.all_stats(Y[:, sl], solver.lag, None, col_block=step)
                 return finish(column_slice(st, slice(None)), sl)
 
             n_workers = _blas_threads(ctl)
