@@ -93,3 +93,40 @@ def test_training_data_is_one_gather_of_the_training_rows_and_valid_columns(tmp_
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 1.2 * got.nbytes
+
+
+def test_loro_conditions_are_those_of_each_training_design():
+    """Each fold's number is numpy's condition number of the run-centred atoms of the other runs,
+    squared (Gram); atoms collinear within the training runs make the fold singular (inf)."""
+    from vlmbrain.encoding.statistics import loro_conditions
+
+    X, _, runs = _data(3, K=5)
+    X = X.astype(np.float64)
+    want = []
+    for f in range(3):
+        Xc = np.concatenate([X[runs == r] - X[runs == r].mean(0) for r in range(3) if r != f])
+        want.append(np.linalg.cond(Xc) ** 2)
+    np.testing.assert_allclose(loro_conditions(X, runs), want, rtol=1e-8)
+    # run 2 alone: atom 4 a combination of atoms 1 and 2 there → the fold trained on runs 1 and 2
+    # is not singular (run 1 is generic); with 2 runs, training on the collinear run alone is
+    X2, runs2 = X[runs < 2].copy(), runs[runs < 2]
+    X2[runs2 == 1, 4] = 2 * X2[runs2 == 1, 1] - X2[runs2 == 1, 2]
+    conds = loro_conditions(X2, runs2)
+    assert conds[0] == np.inf and np.isfinite(conds[1]) and conds[1] < 100
+    assert loro_conditions(X, np.zeros(len(runs), int)) == []
+
+
+def test_ill_conditioned_folds_are_named_in_one_warning(caplog):
+    from vlmbrain.artifacts import Unit
+    from vlmbrain.stages.encoding import _warn_ill_conditioned_folds
+
+    with caplog.at_level("WARNING", logger="vlmbrain"):
+        _warn_ill_conditioned_folds(Unit("toy-clip", ["text"], ["text"]), [12.0, 3.4e7, None])
+    msgs = [r.getMessage() for r in caplog.records]
+    assert len(msgs) == 1
+    assert "toy-clip/text" in msgs[0] and "without run 2 (3.4e+07)" in msgs[0]
+    assert "without run 3 (singular)" in msgs[0] and "without run 1" not in msgs[0]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="vlmbrain"):
+        _warn_ill_conditioned_folds(Unit("toy-clip", ["text"], ["text"]), [12.0, 9e5])
+    assert not caplog.records

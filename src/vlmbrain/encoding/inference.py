@@ -30,6 +30,7 @@ import numpy as np
 
 from vlmbrain.encoding.estimator import VoxelwiseEncoder
 from vlmbrain.encoding.null import shift_null
+from vlmbrain.encoding.statistics import loro_conditions
 from vlmbrain.errors import ConfigError
 from vlmbrain.stats import fdr_bh
 
@@ -210,7 +211,8 @@ def fit_and_infer(X, Y, runs, *, method="ols", n_shifts=1000, null_pvalues="pool
     cv_r = enc.cv_r_ if enc.cv_r_ is not None else np.full(Y.shape[1], np.nan, np.float32)
     n_atoms = X.shape[1]
     info = {"method": method, "n_timepoints": int(Y.shape[0]), "n_atoms": int(n_atoms),
-            "correction": correction, "q": q, "n_nuisance": int(n_nuis)}
+            "correction": correction, "q": q, "n_nuisance": int(n_nuis),
+            "loro_condition": [c if np.isfinite(c) else None for c in loro_conditions(X, runs)]}
     extra = {}
     if n_shifts > 0:
         legacy = null_pvalues in ("gaussian", "calibrated")

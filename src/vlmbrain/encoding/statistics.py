@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from vlmbrain.encoding._checks import _nonfinite_error
+from vlmbrain.encoding._checks import _nonfinite_error, check_runs
 
 __all__ = ["ChunkStats", "Design", "column_slice", "numpy_raw_moments", "centred_moments",
            "solve_sym", "fold_r", "r2_from_totals", "run_intercepts", "pool", "pool_y"]
@@ -179,6 +179,32 @@ class Design:
         if lag:
             st.Cp, st.Cm, st.yl, st.yfirst, st.ylast = Cp, Cm, yl, yf, ylast
         return st
+
+
+#: A leave-one-run-out fold whose training design has a condition number (largest over smallest
+#: eigenvalue of the run-centred atoms' Gram) above this is flagged: its held-out r then moves
+#: by 0.007–1 when the inputs move by float32 rounding (measured on the fast demo's 2 × 60-TR
+#: folds, condition numbers 1.2e6–2e12, between two numpy/OpenBLAS builds).
+LORO_CONDITION_WARN = 1e6
+
+
+def loro_conditions(X, runs) -> list[float]:
+    """Condition number of the training design of every leave-one-run-out fold.
+
+    For held-out run ``f``: the Gram of the run-centred atoms of all other runs (what the
+    fold's fit inverts), largest over smallest eigenvalue; ``inf`` when singular. One entry
+    per run, in run order; empty with one run.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    _, bounds = check_runs(runs, X.shape[0])
+    if len(bounds) < 2:
+        return []
+    G = Design(X, bounds).G
+    out = []
+    for f in range(len(bounds)):
+        w = np.linalg.eigvalsh(G.sum(0) - G[f])
+        out.append(float(w[-1] / w[0]) if w[0] > w[-1] * 1e-15 else float("inf"))
+    return out
 
 
 def column_slice(st, sl):

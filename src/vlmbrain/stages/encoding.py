@@ -88,6 +88,7 @@ def encode_unit(ctx: StageContext, unit: Unit, out_dir: Path) -> dict:
                         random_state=ctx.config.seed, nuisance=nuisance, overwrite_y=True, progress=ctx.progress)
     arrays = {name: full(arr, valid) for name, arr in res.arrays.items()}
     write_maps(brain.space, arrays, out_dir, X.shape[1], npy=cfg.npy_maps)
+    _warn_ill_conditioned_folds(unit, res.info.get("loro_condition") or [])
     info = {"n_valid": int(valid.sum()), **res.info, "high_pass": cfg.high_pass,
             "confound_columns": list(cfg.confound_columns) if cfg.confounds else []}
     info["n_significant_fit"] = int(np.nansum(arrays["q_r"] < cfg.q))
@@ -96,6 +97,20 @@ def encode_unit(ctx: StageContext, unit: Unit, out_dir: Path) -> dict:
     logger.info("%s/%s: median LORO r %.3f, %d grayordinates with a significant fit", unit.model, unit.name,
                 info["median_r_cv"], info["n_significant_fit"])
     return info
+
+
+def _warn_ill_conditioned_folds(unit: Unit, conditions: list) -> None:
+    """One warning naming the leave-one-run-out folds whose training design is ill-conditioned."""
+    from vlmbrain.encoding.statistics import LORO_CONDITION_WARN
+
+    bad = [(r, c) for r, c in enumerate(conditions) if c is None or c > LORO_CONDITION_WARN]
+    if bad:
+        folds = ", ".join(f"without run {r + 1} ({'singular' if c is None else f'{c:.1e}'})" for r, c in bad)
+        logger.warning("%s/%s: leave-one-run-out folds %s fit atoms whose condition number exceeds %.0e "
+                       "within the training runs; their held-out r (r_cv) is unstable (it can change by "
+                       "0.01-1 when the inputs change by float32 rounding). Use longer or more runs, fewer "
+                       "atoms (dictionary.n_atoms) or encoding.method 'ridge'.",
+                       unit.model, unit.name, folds, LORO_CONDITION_WARN)
 
 
 def training_data(data, mask, valid) -> np.ndarray:
