@@ -7,7 +7,8 @@ Run from the repository root when a change *intends* to alter the numbers:
 It runs :data:`CONFIG` through the pipeline into a temporary folder and stores every table in
 full and every array on a fixed subsample of columns (plus its finite sum, sum of squares and NaN
 count) under ``tests/regression/reference/``. ``test_reference_outputs.py`` re-runs the same
-configuration and compares to 1e-6.
+configuration and compares to 1e-4 of each array's scale (the test's docstring says why not
+closer).
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 REFERENCE = HERE / "reference"
 
-#: A small demo: two runs of 60 TRs, both toy models, the shift null, spin test. The encoding
-#: follows the defaults (pooled shift-null tails, 0.01 Hz cosine drift per run); with
-#: ``null_pvalues: calibrated`` and ``high_pass: none`` the reference stored before them is
-#: reproduced to 1e-6.
+#: A small demo: three runs of 60 TRs, both toy models, the shift null, spin test. The encoding
+#: follows the defaults (pooled shift-null tails, 0.01 Hz cosine drift per run). Three runs, not
+#: two: with two, every leave-one-run-out fold trains on one 60-TR run, where the toy atoms are
+#: nearly collinear (condition numbers 1e6-2e12), and the held-out r moved by up to 1.2 between
+#: two numpy / OpenBLAS builds; with three every fold's condition number is below 2e3.
 CONFIG = {
     "seed": 0,
     "stimulus": {"kind": "demo", "tr": 1.0},
@@ -35,7 +37,7 @@ CONFIG = {
     "encoding": {"n_shifts": 40, "correction": "fdr"},
     "networks": {"null": "spin", "n_perm": 10},
     "report": {"surface_figures": False},
-    "demo": {"n_runs": 2, "run_length": 60},
+    "demo": {"n_runs": 3, "run_length": 60},
 }
 
 #: Array files compared (relative to the run directory; globbed).
@@ -113,6 +115,8 @@ def main() -> int:
         run(out)
         arrays, prints, tables = collect(out)
     REFERENCE.mkdir(exist_ok=True)
+    for old in (REFERENCE / "tables").glob("*"):
+        old.unlink()
     np.savez_compressed(REFERENCE / "arrays.npz", **{k.replace("/", "__"): v for k, v in arrays.items()})
     (REFERENCE / "fingerprints.json").write_text(json.dumps(prints, indent=1, sort_keys=True))
     for rel, text in tables.items():
