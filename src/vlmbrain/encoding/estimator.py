@@ -227,8 +227,8 @@ class VoxelwiseEncoder(RegressorMixin, BaseEstimator):
             # once, on a thread per core with single-threaded BLAS: the GEMMs, the sums of squares
             # and the K x K algebra of every chunk all run in parallel (numpy releases the GIL)
             # and the statistics of only a few chunks are held at a time
-            # at most _SOLVE_COLUMNS columns per task: the chunk's statistics and the K x K
-            # algebra on them stay in cache, and two cores get enough tasks to balance
+            # at most _SOLVE_COLUMNS columns per task: a smaller working set for the chunk's
+            # statistics and K x K algebra, and enough tasks for the cores to balance
             step = min(cs, _SOLVE_COLUMNS)
             slices = [slice(a, min(V, a + step)) for a in range(0, V, step)]
 
