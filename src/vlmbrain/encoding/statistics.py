@@ -26,7 +26,8 @@ import numpy as np
 from vlmbrain.encoding._checks import _nonfinite_error, check_runs
 
 __all__ = ["ChunkStats", "Design", "column_slice", "numpy_raw_moments", "centred_moments",
-           "solve_sym", "fold_r", "r2_from_totals", "run_intercepts", "pool", "pool_y"]
+           "solve_sym", "fold_r", "r2_from_totals", "run_intercepts", "pool", "pool_y", "loro_conditions",
+           "LORO_CONDITION_WARN"]
 
 
 @dataclass
