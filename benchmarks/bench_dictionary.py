@@ -211,9 +211,9 @@ def load_data(args):
         N = args.N or (4096 if args.quick else 27648)
         return prepare_columns(planted(T, N, args.K)), f"planted T={T} N={N}"
     if args.data == "vision":
-        X, runs = vision_activations(site=args.site, threads=args.threads)
+        X, runs = vision_activations(args.frame_trs, site=args.site, threads=args.threads)
     elif args.data == "meter":
-        X, runs = meter_activations(site=args.site, threads=args.threads)
+        X, runs = meter_activations(args.frame_trs, site=args.site, threads=args.threads)
     else:
         X, runs = text_activations(*((args.text_trs, max(2, args.text_trs // 900)) if args.text_trs else ()))
     Z, kept = process_timecourses(X, runs, 1.0)
@@ -249,6 +249,8 @@ def main():
     ap.add_argument("--T", type=int, default=None)
     ap.add_argument("--N", type=int, default=None)
     ap.add_argument("--K", type=int, default=64)
+    ap.add_argument("--frame-trs", type=int, default=900,
+                    help="TRs of the toy-world movie for --data vision / meter (one run; a new movie per length)")
     ap.add_argument("--text-trs", type=int, default=None,
                     help="text: this many captions in runs of about 900 TRs (default 1,976 in 2 runs)")
     ap.add_argument("--alpha", type=float, default=0.1)
