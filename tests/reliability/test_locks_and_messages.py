@@ -109,3 +109,23 @@ def test_missing_arguments_are_argparse_errors(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2
+
+
+def test_more_atoms_than_distinct_captions_in_a_fold_is_said_before_extraction(study, caplog):
+    """A text branch's time courses over runs showing m distinct captions span at most m dimensions:
+    the preflight warns when dictionary.n_atoms reaches that in some leave-one-run-out fold, and not
+    below it (no model is loaded: the check reads the caption files)."""
+    from vlmbrain.config import load_config
+    from vlmbrain.stages.checks import caption_texts_per_run, dictionary_preflight
+
+    cfg = load_config(study.write())
+    assert [len(t) for t in caption_texts_per_run(cfg)] == [4, 4]      # the study's 4 texts, in both runs
+    cfg.dictionary.n_atoms = 3
+    with caplog.at_level("WARNING", logger="vlmbrain"):
+        dictionary_preflight(cfg)
+    assert "distinct captions" not in caplog.text
+    cfg.dictionary.n_atoms = 4
+    with caplog.at_level("WARNING", logger="vlmbrain"):
+        dictionary_preflight(cfg)
+    assert "dictionary.n_atoms = 4 but the training runs of a leave-one-run-out fold show only 4 distinct" \
+        in caplog.text and "use dictionary.n_atoms below 4" in caplog.text

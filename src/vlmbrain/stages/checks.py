@@ -13,6 +13,7 @@ fMRI's and size the dictionary, the shift null and the HRF lag against them.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import warnings
@@ -22,6 +23,8 @@ from pathlib import Path
 from vlmbrain.config import RunConfig
 from vlmbrain.errors import ConfigError, DimensionError, InputFileError, ModelNotAvailableError
 from vlmbrain.stages.sources import BRAIN_SOURCES, STIMULUS_SOURCES, InputFacts
+
+logger = logging.getLogger("vlmbrain")
 
 #: Fewest circular shifts worth a null distribution (its spread is estimated from them).
 MIN_SHIFTS = 20
@@ -576,12 +579,56 @@ def dictionary_preflight(config: RunConfig) -> None:
     if R < 2:
         return  # the encoding's preflight says that leave-one-run-out needs 2 runs
     limit = T - longest - R
+    _warn_atoms_beyond_caption_texts(config)
     if d.n_atoms > limit:
         fix = f"use dictionary.n_atoms <= {limit}" if limit >= 1 else "the runs are too short for any atom"
         raise ConfigError(
             f"dictionary.n_atoms = {d.n_atoms} but the encoding fits the atoms on {T} TRs ({_fmt_runs(run_lengths(config))}): "
             f"a leave-one-run-out fit has {T - longest} TRs for {d.n_atoms} atoms + {R - 1} run "
             f"intercept{'s' if R != 2 else ''}; {fix}")
+
+
+def caption_texts_per_run(config: RunConfig) -> list[set[str]] | None:
+    """The distinct non-empty caption texts on the TRs of every run of a custom stimulus with
+    captions (as the stimulus stage assigns them, rule ``overlap``), else ``None``."""
+    from vlmbrain.stimulus.captions import captions_to_trs, read_captions
+
+    st = config.stimulus
+    if st.kind != "custom" or not st.runs or any(r.captions is None for r in st.runs):
+        return None
+    try:
+        lengths = custom_run_lengths(config)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # the stimulus stage reports the fix-ups
+            return [{t for t in captions_to_trs(read_captions(r.captions), n, st.tr) if t}
+                    for r, n in zip(st.runs, lengths, strict=True)]
+    except (OSError, ValueError, ConfigError):
+        return None   # the stimulus preflight names the file or the length
+
+
+def _warn_atoms_beyond_caption_texts(config: RunConfig) -> None:
+    """A warning when a text branch cannot fill ``dictionary.n_atoms`` dimensions in the training
+    runs of some leave-one-run-out fold. A text model's time course is a function of the TR's
+    caption text, so the time courses of runs showing m distinct texts span at most m dimensions
+    (the HRF and the per-run z-score add none the run-centred encoding keeps), and so do the
+    atoms, each a combination of the time courses."""
+    if config.dictionary.scope != "branch" or len(config.stimulus.runs) < 2:
+        return
+    if not any("text" in (model_modalities(config, i) or {"text"}) for i in range(len(config.models))):
+        return
+    texts = caption_texts_per_run(config)
+    if not texts:
+        return
+    sizes = [len(set().union(*(t for r, t in enumerate(texts) if r != f))) for f in range(len(texts))]
+    fold = min(range(len(sizes)), key=sizes.__getitem__)
+    n = config.dictionary.n_atoms
+    if n >= sizes[fold]:
+        logger.warning(
+            "dictionary.n_atoms = %d but the training runs of a leave-one-run-out fold show only %d distinct "
+            "captions (the fold without run %r): a text branch's time courses span at most %d dimensions there, "
+            "so its atoms are collinear within those runs and that fold's r_cv is unstable (the encoding reports "
+            "every fold's condition number); use dictionary.n_atoms below %d, or more or longer runs",
+            n, sizes[fold], config.stimulus.runs[fold].name, sizes[fold], sizes[fold])
 
 
 def encoding_preflight(config: RunConfig) -> None:
