@@ -150,21 +150,3 @@ def test_second_level_is_a_one_sample_t_across_subjects(tmp_path, rng):
     np.testing.assert_allclose(res["p_r"], ref_r.pvalue, rtol=1e-6)
     assert np.all(res["n"] == S)
 
-
-def test_ridge_atom_maps_on_few_grayordinates_carry_a_caution(rng, caplog, monkeypatch):
-    """Ridge's pooled atom-map p were liberal on null phantoms of 300 grayordinates: a fit on
-    fewer than RIDGE_MIN_COLUMNS says so (summary and one warning); OLS, or ridge on enough
-    columns, does not."""
-    from vlmbrain.encoding import inference
-
-    X, Y, runs = _data(rng)
-    with caplog.at_level("WARNING", logger="vlmbrain"):
-        res = fit_and_infer(X, Y.copy(), runs, method="ridge", n_shifts=20)
-    assert "60 grayordinates" in res.info["caution"]
-    assert sum("ridge atom maps" in r.getMessage() for r in caplog.records) == 1
-    caplog.clear()
-    with caplog.at_level("WARNING", logger="vlmbrain"):
-        ols = fit_and_infer(X, Y.copy(), runs, method="ols", n_shifts=20)
-    assert "caution" not in ols.info and not any("ridge atom maps" in r.getMessage() for r in caplog.records)
-    monkeypatch.setattr(inference, "RIDGE_MIN_COLUMNS", 60)
-    assert "caution" not in fit_and_infer(X, Y.copy(), runs, method="ridge", n_shifts=20).info

@@ -203,3 +203,37 @@ def test_ar1_seam_lag_products_are_the_exact_null_moments(scope):
         np.testing.assert_allclose(E[i, :K], np.einsum("tk,tk->k", A, Sig @ A) / np.diag(Gi)[:K], rtol=1e-5)
         r2 = 2 * np.trace(Xs.T @ Sig @ A) - np.trace(Xs.T @ Xs @ A.T @ Sig @ A)
         np.testing.assert_allclose(E[i, K], r2, rtol=1e-5)
+
+
+def test_ridge_null_statistic_is_the_coefficient_over_its_own_standard_error():
+    """The ridge null's atom statistic: β_k / sqrt(RSS · [(G + αI)⁻¹ G (G + αI)⁻¹]_kk) per column
+    (its own α), against a direct computation; with orthogonal atoms β_k / sqrt(that diagonal) is
+    Xᵀy / sqrt(n) whatever α — the property that keeps a jump in α from scaling every atom."""
+    from vlmbrain.encoding.refit_null import _ridge_z
+
+    rng = np.random.default_rng(3)
+    T, K, c = 200, 5, 7
+    X = rng.standard_normal((T, K))
+    Y = rng.standard_normal((T, c))
+    alphas = np.array([0.01, 1.0, 10.0, 100.0, 1e3, 1e4, 3.0])
+    G = X.T @ X
+    B = np.stack([np.linalg.solve(G + a * np.eye(K), X.T @ Y[:, j]) for j, a in enumerate(alphas)], axis=1)
+    want = np.empty((K, c))
+    for j, a in enumerate(alphas):
+        Ai = np.linalg.inv(G + a * np.eye(K))
+        resid = Y[:, j] - X @ B[:, j]
+        # the residual sum of squares, written out: ‖y − Xβ‖² = yᵀy − 2βᵀXᵀy + βᵀGβ with
+        # Xᵀy = (G + αI)β, i.e. yᵀy − βᵀGβ − 2αβᵀβ (what _ridge_z uses)
+        rss = resid @ resid
+        assert np.isclose(rss, Y[:, j] @ Y[:, j] - B[:, j] @ G @ B[:, j] - 2 * a * B[:, j] @ B[:, j])
+        want[:, j] = B[:, j] / np.sqrt(rss * np.diag(Ai @ G @ Ai))
+    np.testing.assert_allclose(_ridge_z(X, Y, B, alphas), want, rtol=1e-10)
+    # orthogonal atoms: the statistic times sqrt(RSS) is Xᵀy / sqrt(n) for every α
+    Q, _ = np.linalg.qr(rng.standard_normal((T, K)))
+    Xo = Q * np.sqrt(T)
+    y = rng.standard_normal((T, 1))
+    for a in (0.01, 10.0, 1e4):
+        b = np.linalg.solve(Xo.T @ Xo + a * np.eye(K), Xo.T @ y)
+        rss = float(y[:, 0] @ y[:, 0] - b[:, 0] @ (Xo.T @ Xo) @ b[:, 0] - 2 * a * b[:, 0] @ b[:, 0])
+        np.testing.assert_allclose(_ridge_z(Xo, y, b, np.array([a]))[:, 0] * np.sqrt(rss),
+                                   (Xo.T @ y)[:, 0] / np.sqrt(T), rtol=1e-9)

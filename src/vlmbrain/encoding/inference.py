@@ -101,8 +101,8 @@ NULL_MODELS = {
     "ols": "OLS t (atom maps) and in-sample R2 (fit)",
     "ar1": "prewhitened AR(1) GLM refitted on every shift (rho re-estimated per grayordinate): t (atom maps) and "
            "in-sample R2 (fit)",
-    "ridge": "ridge (alpha per grayordinate tuned again by the inner CV on every shift): coefficients (atom "
-             "maps) and leave-one-run-out prediction r (fit)",
+    "ridge": "ridge (alpha per grayordinate tuned again by the inner CV on every shift): coefficients over "
+             "their own standard errors (atom maps) and leave-one-run-out prediction r (fit)",
 }
 
 
@@ -140,11 +140,6 @@ def fwer_pvalues(null, p_beta, p_r, null_pvalues, q=0.05):
     m = np.sum(np.isfinite(p_beta), axis=1, keepdims=True)
     p_r = np.asarray(p_r, np.float64)
     return np.minimum(1.0, p_beta * m), np.minimum(1.0, p_r * np.sum(np.isfinite(p_r)))
-
-
-#: Below this many grayordinates the pooled p of ridge's atom maps were liberal on null
-#: phantoms (benchmarks/RESULTS.md, "The whole grid with the current code"): fit_and_infer warns.
-RIDGE_MIN_COLUMNS = 1000
 
 
 def fit_and_infer(X, Y, runs, *, method="ols", n_shifts=1000, null_pvalues="pooled",
@@ -247,13 +242,6 @@ def fit_and_infer(X, Y, runs, *, method="ols", n_shifts=1000, null_pvalues="pool
         if null_model != method:
             info["note"] = ("p-values from the shift null of the OLS model; coefficient maps from "
                             f"the {method} fit")
-        if method == "ridge" and null_pvalues == "pooled" and Y.shape[1] < RIDGE_MIN_COLUMNS:
-            info["caution"] = (f"ridge atom maps on {Y.shape[1]} grayordinates: on null phantoms with 300 "
-                               "grayordinates their FDR maps were liberal (6-14 % of maps with a discovery, "
-                               "4 x 900 TRs); with 1,000 they held (0.6-2.5 %)")
-            logger.warning("encoding: %s. Read the ridge atom maps' p with care here, or use method 'ols' "
-                           "or 'ar1' for per-atom maps; the fit's p (held-out r) held at both sizes.",
-                           info["caution"])
     else:
         if enc.tvalues_ is None:
             raise ConfigError(f"encoding.n_shifts = 0 (parametric p) needs t-values; method {method!r} "

@@ -8,8 +8,8 @@ re-estimates its ρ per grayordinate from the shifted model's residuals and prew
 chooses its penalty per grayordinate again by its inner cross-validation. Held fixed, a
 tuning parameter chosen on the observed data favours the observed alignment over every
 shift (a liberal test: on null phantoms, AR(1) with ρ held fixed gave 6.4 % fit p < 0.05).
-The statistics: AR(1) t (atom maps) and R² (fit); ridge coefficients (atom maps) and the
-leave-one-run-out prediction r (fit). The p-values are read like the OLS null's: pooled
+The statistics: AR(1) t (atom maps) and R² (fit); ridge coefficients over their own standard
+errors (atom maps, :func:`_ridge_z`) and the leave-one-run-out prediction r (fit). The p-values are read like the OLS null's: pooled
 standardised null with a generalised Pareto tail (:mod:`vlmbrain.encoding.tails`), or the
 rank among shifts. The cost is one fit of the method per shift.
 
@@ -234,6 +234,36 @@ def _select_shifts(T, n_shifts, random_state, min_shift=None):
     return cand[j0:j0 + n_shifts] * d, d, min_shift, n_req
 
 
+def _ridge_z(X, Y, coef, alphas):
+    """Ridge coefficients over their own standard errors (K, c): the atom statistic of the ridge null.
+
+    For a design ``X`` (T, K, intercepts and nuisance already projected out, so ``G = XᵀX``) and
+    a column's penalty α, ``β = (G + αI)⁻¹ Xᵀy`` has covariance ``σ² (G + αI)⁻¹ G (G + αI)⁻¹``
+    under white noise; ``σ²`` is estimated from the residual sum of squares
+    ``yᵀy − βᵀGβ − 2α βᵀβ`` (from the normal equations ``Xᵀy = (G + αI)β``). With orthogonal
+    atoms ``β_k`` over the square root of that diagonal is ``x_kᵀy / √n`` whatever α, as in the
+    OLS t, so a fit that picks a small α at one lag and a large one at the others no longer
+    scales every atom's statistic of that grayordinate together (what made the raw coefficients
+    liberal on null phantoms: benchmarks/RESULTS.md). The
+    residual degrees of freedom are a constant factor, left out: the pooled null standardises
+    the statistic by its own shifts.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    B = np.asarray(coef, dtype=np.float64)
+    a = np.asarray(alphas, dtype=np.float64)
+    lam, U = np.linalg.eigh(X.T @ X)
+    lam = np.clip(lam, 0.0, None)
+    Yd = np.asarray(Y, dtype=np.float64)
+    yy = np.einsum("tc,tc->c", Yd, Yd)
+    GB = (X.T @ X) @ B
+    rss = np.maximum(yy - np.einsum("kc,kc->c", B, GB) - 2.0 * a * np.einsum("kc,kc->c", B, B), 1e-12 * yy)
+    # diag((G + αI)⁻¹ G (G + αI)⁻¹) for every column's α: Σ_j U_kj² λ_j / (λ_j + α)²
+    w = lam[:, None] / (lam[:, None] + a[None, :]) ** 2                      # (K eigen, c)
+    m = (U * U) @ w                                                          # (K, c)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return B / np.sqrt(rss[None, :] * m)
+
+
 def ridge_shift_null(X, Y, runs, **kw):
     """Shift null of ridge (:func:`refit_shift_null` with ``method="ridge"``)."""
     return refit_shift_null(X, Y, runs, method="ridge", **kw)
@@ -243,7 +273,8 @@ def refit_shift_null(X, Y, runs, *, method="ridge", n_shifts=1000, random_state=
                      chunk_size=None, pooled=True, params=None, progress=False, seam_correction=True):
     """Shift null of a method by refitting it on every shifted design → :class:`RefitNullResult`.
 
-    Statistics: ridge — the coefficients (atom maps) and the leave-one-run-out prediction r
+    Statistics: ridge — the coefficients over their standard errors (atom maps, :func:`_ridge_z`)
+    and the leave-one-run-out prediction r
     (fit); AR(1) — the t-values and the in-sample R². ``X``, ``Y``: drift and confounds
     (``nuisance``) already projected out. Every shifted design is refitted exactly as the
     observed one — ridge chooses its penalty per grayordinate again by the same inner
@@ -290,7 +321,7 @@ def refit_shift_null(X, Y, runs, *, method="ridge", n_shifts=1000, random_state=
         if method == "ridge":
             enc = VoxelwiseEncoder(method="ridge", compute_cv=True, n_nuisance=n_nuis, **params).fit(
                 Xs, Yc, runs=runs)
-            out = enc.coef_.astype(np.float64), enc.cv_r_.astype(np.float64)
+            out = _ridge_z(Xs, Yc, enc.coef_, enc.alphas_), enc.cv_r_.astype(np.float64)
         else:
             enc = VoxelwiseEncoder(method=method, compute_cv=False, n_nuisance=n_nuis, **params).fit(
                 Xs, Yc, runs=runs)
