@@ -234,7 +234,15 @@ def _select_shifts(T, n_shifts, random_state, min_shift=None):
     return cand[j0:j0 + n_shifts] * d, d, min_shift, n_req
 
 
-def _ridge_z(X, Y, coef, alphas):
+def _gram_eig(X):
+    """``(G, λ, U)`` of a design: its Gram ``XᵀX`` and that Gram's eigen-decomposition (λ ≥ 0)."""
+    X = np.asarray(X, dtype=np.float64)
+    G = X.T @ X
+    lam, U = np.linalg.eigh(G)
+    return G, np.clip(lam, 0.0, None), U
+
+
+def _ridge_z(X, Y, coef, alphas, gram=None):
     """Ridge coefficients over their own standard errors (K, c): the atom statistic of the ridge null.
 
     For a design ``X`` (T, K, intercepts and nuisance already projected out, so ``G = XᵀX``) and
@@ -246,16 +254,15 @@ def _ridge_z(X, Y, coef, alphas):
     scales every atom's statistic of that grayordinate together (what made the raw coefficients
     liberal on null phantoms: benchmarks/RESULTS.md). The
     residual degrees of freedom are a constant factor, left out: the pooled null standardises
-    the statistic by its own shifts.
+    the statistic by its own shifts. ``gram``: :func:`_gram_eig` of ``X`` when already computed
+    (a design's is the same for every column chunk).
     """
-    X = np.asarray(X, dtype=np.float64)
+    G, lam, U = _gram_eig(X) if gram is None else gram
     B = np.asarray(coef, dtype=np.float64)
     a = np.asarray(alphas, dtype=np.float64)
-    lam, U = np.linalg.eigh(X.T @ X)
-    lam = np.clip(lam, 0.0, None)
     Yd = np.asarray(Y, dtype=np.float64)
     yy = np.einsum("tc,tc->c", Yd, Yd)
-    GB = (X.T @ X) @ B
+    GB = G @ B
     rss = np.maximum(yy - np.einsum("kc,kc->c", B, GB) - 2.0 * a * np.einsum("kc,kc->c", B, B), 1e-12 * yy)
     # diag((G + αI)⁻¹ G (G + αI)⁻¹) for every column's α: Σ_j U_kj² λ_j / (λ_j + α)²
     w = lam[:, None] / (lam[:, None] + a[None, :]) ** 2                      # (K eigen, c)
@@ -315,13 +322,13 @@ def refit_shift_null(X, Y, runs, *, method="ridge", n_shifts=1000, random_state=
     hb = min(-(-h // g), max(0, (nb - max(5, nb // 4)) // 2))
     params = dict(params or {})
 
-    def fits(Xs, Yc, full=False):
+    def fits(Xs, Yc, full=False, gram=None):
         """Atom statistic (K, c) and fit statistic (c,) of one design, tuned as observed (and
-        the encoder, with ``full``)."""
+        the encoder, with ``full``); ``gram``: the design's :func:`_gram_eig` (ridge)."""
         if method == "ridge":
             enc = VoxelwiseEncoder(method="ridge", compute_cv=True, n_nuisance=n_nuis, **params).fit(
                 Xs, Yc, runs=runs)
-            out = _ridge_z(Xs, Yc, enc.coef_, enc.alphas_), enc.cv_r_.astype(np.float64)
+            out = _ridge_z(Xs, Yc, enc.coef_, enc.alphas_, gram), enc.cv_r_.astype(np.float64)
         else:
             enc = VoxelwiseEncoder(method=method, compute_cv=False, n_nuisance=n_nuis, **params).fit(
                 Xs, Yc, runs=runs)
@@ -370,6 +377,9 @@ def refit_shift_null(X, Y, runs, *, method="ridge", n_shifts=1000, random_state=
     for s_ in shifts:
         Xs = np.roll(Xc, s_, axis=0)
         designs.append(Xs - Nb @ (Nb.T @ Xs))
+    # ridge: every design's Gram and its eigen-decomposition once, not once per column chunk
+    grams = [_gram_eig(Xs) for Xs in designs] if method == "ridge" else [None] * S
+    gram0 = _gram_eig(Xc) if method == "ridge" else None
     n_chunks = -(-V // chunk_size)
     bar = tqdm(total=n_chunks * S, desc=f"{method} shift null ({S} shifts)", unit="fit", disable=not progress,
                leave=False, smoothing=0.1)
@@ -378,7 +388,7 @@ def refit_shift_null(X, Y, runs, *, method="ridge", n_shifts=1000, random_state=
             sl = slice(c0, min(V, c0 + chunk_size))
             Yc = np.asarray(Y[:, sl], dtype=np.float64)
             Yc -= Nb @ (Nb.T @ Yc)
-            b0, r0, enc0 = fits(Xc, Yc, full=True)
+            b0, r0, enc0 = fits(Xc, Yc, full=True, gram=gram0)
             c = b0.shape[1]
             kb, kr = 1.0, 1.0
             if seam is not None:
@@ -387,7 +397,7 @@ def refit_shift_null(X, Y, runs, *, method="ridge", n_shifts=1000, random_state=
             nb_ = np.empty((c, K, S))
             nr_ = np.empty((c, S))
             for i in range(S):
-                bs, rs = fits(designs[i], Yc)
+                bs, rs = fits(designs[i], Yc, gram=grams[i])
                 nb_[:, :, i] = bs.T
                 nr_[:, i] = rs
                 bar.update(1)
