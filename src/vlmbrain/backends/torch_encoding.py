@@ -74,10 +74,10 @@ class TorchShiftNull:
         self.Qh = torch.from_numpy(np.ascontiguousarray(Qh)).to(self.device)
         self.Mz = torch.from_numpy(np.ascontiguousarray(Mz)).to(self.device)
         self.L, self.d, self.js = L, d, js
-        # per-shift refit with the nuisance held fixed (``A``, ``W``, ``B``, ``D``; see
+        # per-shift refit with the nuisance held fixed (``zmap``, ``emap``; see
         # vlmbrain.encoding.null._exact_nuisance)
         self.exact = None if exact is None else {
-            k: torch.from_numpy(np.ascontiguousarray(v)).to(self.device) for k, v in exact.items()}
+            k: torch.from_numpy(np.ascontiguousarray(exact[k])).to(self.device) for k in ("zmap", "emap")}
 
     def null_chunk(self, Ys, t0a, fac, r20, df=None, block=1, n_blocks=None):
         """Null statistics of one chunk of ``c`` columns over the ``S`` shifts.
@@ -118,13 +118,14 @@ class TorchShiftNull:
         P = torch.fft.irfft(H, n=self.L, dim=-1)[:, :, self.js]            # (c, K, S)
         del H, Yh
         ess = (P * P).sum(dim=1)                                            # (c, S)
-        Z = torch.matmul(self.Mz, P)
         ex = self.exact
-        if ex is not None:
-            U = torch.einsum("smk,cks->cms", ex["A"], P)
-            ess += (U * torch.einsum("smn,cns->cms", ex["W"], U)).sum(dim=1)
-            Z += torch.einsum("skm,cms->cks", ex["B"], U)
-            Z *= ex["D"][None]
+        if ex is None:
+            Z = torch.matmul(self.Mz, P)
+        else:   # each shift's own map (the refit with the nuisance in place), and |E_s P_s|²
+            Z = torch.einsum("sjk,cks->cjs", ex["zmap"], P)
+            Ex = torch.einsum("srk,cks->crs", ex["emap"], P)
+            ess += (Ex * Ex).sum(dim=1)
+            del Ex
         del P
         S = Z.shape[2]
         g = int(block)

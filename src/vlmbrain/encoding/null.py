@@ -220,13 +220,22 @@ def _nuisance_basis(bounds, nuisance, T, intercepts=True):
 
 
 def _exact_nuisance(Q, Nb, Linv, ginv_diag, shifts):
-    """Per-shift terms of the refit with the nuisance held fixed (float32 for the chunks).
+    """Per-shift maps of the refit with the nuisance held fixed (float32 for the chunks).
 
     With ``A_s = Nᵀ Q_s`` (M, K) the shifted orthonormal atoms' coordinates in the nuisance
     space, the Gram of the shifted atoms after projecting out the nuisance is ``I − A_sᵀA_s``,
-    whose inverse is ``I + A_sᵀ W_s A_s``, ``W_s = (I − A_s A_sᵀ)⁻¹``. Returns ``A`` (S, M, K),
-    ``W`` (S, M, M), ``B = L⁻ᵀ A_sᵀ W_s / sqrt(diag G⁻¹)`` (S, K, M) and the rescaling ``D``
-    (K, S) of every null z to the shifted model's standard error.
+    whose inverse is ``I + A_sᵀ W_s A_s``, ``W_s = (I − A_s A_sᵀ)⁻¹`` (Woodbury). For a chunk's
+    cross-products ``P_s = Q_sᵀ y`` (K, c) the shifted model's
+
+    - standardised coefficients are ``z_s = D_s ⊙ (Mz + B_s A_s) P_s``, ``Mz = L⁻ᵀ / sqrt(diag
+      G⁻¹)``, ``B_s = L⁻ᵀ A_sᵀ W_s / sqrt(diag G⁻¹)`` and ``D_s`` the rescaling to the shifted
+      model's standard error: one K × K map per shift, ``zmap``;
+    - explained sum of squares is ``|P_s|² + |E_s P_s|²`` with ``E_sᵀE_s = A_sᵀ W_s A_s``
+      (``emap``, min(M, K) rows).
+
+    Returns ``zmapT`` (S, K, K) and ``emapT`` (S, K, R), transposed for the chunks' (shift,
+    column, atom) products ``P_s @ map_sᵀ``, ``zmap`` / ``emap`` untransposed (the torch
+    path) and ``D`` (S, K).
     """
     T, K = Q.shape
     M = Nb.shape[1]
@@ -235,14 +244,23 @@ def _exact_nuisance(Q, Nb, Linv, ginv_diag, shifts):
     # A[s, k, m] = sum_t Q[t, k] N[t + s, m], the same circular cross-correlation as the null
     A = sfft.irfft(np.conj(Qf)[:, :, None] * Nf[:, None, :], n=T, axis=0)[shifts]   # (S, K, M)
     At = np.ascontiguousarray(A.transpose(0, 2, 1))                                # (S, M, K)
-    W = np.linalg.inv(np.eye(M)[None] - At @ A)                                    # (S, M, M)
+    # I − A Aᵀ = U diag(λ) Uᵀ  →  W = U diag(1/λ) Uᵀ,  E = diag(λ^-½) Uᵀ A
+    lam, Ue = np.linalg.eigh(np.eye(M)[None] - At @ A)
+    lam = np.maximum(lam, 1e-12)
+    E = (Ue.transpose(0, 2, 1) @ At) / np.sqrt(lam)[:, :, None]                    # (S, M, K)
+    if M > K:                          # |E P|² = |R P|² for E = Q R: K rows suffice
+        E = np.linalg.qr(E, mode="r")
     LA = Linv.T[None] @ A                                                          # (S, K, M)
-    LAW = LA @ W
+    LAW = ((LA @ Ue) / lam[:, None, :]) @ Ue.transpose(0, 2, 1)                    # L⁻ᵀ Aᵀ W
     e = np.einsum("skm,skm->sk", LAW, LA)
     sqg = np.sqrt(ginv_diag)
-    return {"A": At.astype(np.float32), "W": W.astype(np.float32),
-            "B": (LAW / sqg[None, :, None]).astype(np.float32),
-            "D": np.sqrt(ginv_diag[None] / (ginv_diag[None] + e)).T.astype(np.float32)}
+    D = np.sqrt(ginv_diag[None] / (ginv_diag[None] + e))                           # (S, K)
+    zmap = D[:, :, None] * ((Linv.T / sqg[:, None])[None] + (LAW / sqg[None, :, None]) @ At)
+    zmap = zmap.astype(np.float32)
+    E = E.astype(np.float32)
+    return {"zmapT": np.ascontiguousarray(zmap.transpose(0, 2, 1)),
+            "emapT": np.ascontiguousarray(E.transpose(0, 2, 1)),
+            "zmap": zmap, "emap": E, "D": D.astype(np.float32)}
 
 
 #: Largest lag of the AR(1) noise model behind the seam correction (``_seam_lag_products``).
@@ -310,11 +328,15 @@ def _seam_factors(lp, rho, hb):
     0.95 at 60)."""
     n, m, n_lag = lp.shape
     cap = min(0.99, 0.05 ** (1.0 / n_lag))
-    R = np.power(np.clip(rho, -cap, cap)[None, :], np.arange(n_lag)[:, None])        # (n_lag, c)
+    R = np.empty((n_lag, rho.size))                                                    # ρ^τ, (n_lag, c)
+    R[0] = 1.0
+    R[1:] = np.clip(rho, -cap, cap)[None, :]
+    np.cumprod(R, axis=0, out=R)
     E = (lp.reshape(n * m, n_lag) @ R).reshape(n, m, -1)                               # (1 + nb, m, c)
     cen = E[1:]
     nb = cen.shape[0]
-    cs = np.concatenate([np.zeros((1,) + cen.shape[1:]), np.cumsum(cen, axis=0)])    # small: cumsum is fine
+    cs = np.zeros((nb + 1,) + cen.shape[1:])
+    np.cumsum(cen, axis=0, out=cs[1:])                                                 # small: cumsum is fine
     b = np.arange(nb)
     lo, hi = np.maximum(b - hb, 0), np.minimum(b + hb + 1, nb)
     left = (cs[nb][None] - (cs[hi] - cs[lo])) / (nb - (hi - lo)).reshape(nb, 1, 1)       # leave-window-out means
@@ -593,7 +615,7 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
     Mz = (Linv.T / np.sqrt(ginv_diag)[:, None]).astype(np.float32)
     S = n_shifts
     exact = _exact_nuisance(Q, Nb, Linv, ginv_diag, shifts) if exact_nuisance else None
-    Dz = None if exact is None else np.ascontiguousarray(exact["D"].T)[:, :, None]    # (S, K, 1)
+    MzT = np.ascontiguousarray(Mz.T)
     cnt_z = np.zeros((K, V), np.int32)
     cnt_r = np.zeros(V, np.int32)
     beta_obs = np.empty((K, V), np.float32)
@@ -685,46 +707,62 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
         H = Yh[0] * Qh[0]                                                       # (c, K, F)
         for p in range(1, d):
             H += Yh[p] * Qh[p]
-        # every array below is (shift, atom, column): shifts lead, so that the per-shift
-        # nuisance terms are batched matrix products and the windows of the pooled null
-        # gather whole rows
-        P = np.ascontiguousarray(sfft.irfft(H, n=L, axis=-1)[:, :, js].transpose(2, 1, 0))   # (S, K, c)
+        Rf = sfft.irfft(H, n=L, axis=-1)                                        # (c, K, L)
         del H
-        ess = np.einsum("skc,skc->sc", P, P)                                   # sigma units
-        Z = np.matmul(Mz, P)                                                    # (S, K, c)
-        if exact is not None:
-            # Woodbury: the shifted atoms' part in the nuisance space, U_s = A_s P_s
-            U = np.matmul(exact["A"], P)                                        # (S, M, c)
-            ess += np.einsum("smc,smc->sc", U, np.matmul(exact["W"], U))
-            Z += np.matmul(exact["B"], U)
+        # every array below is (shift, column, atom): the shifts' products with the atom maps
+        # are one GEMM (or one batched GEMM with the per-shift maps of the refit), the maxima
+        # over columns and the block sums over shifts reduce outer axes, and the pooled null's
+        # windows gather whole rows. The transposition column by column stays in cache.
+        P = np.empty((S, c, K), np.float32)
+        for i in range(c):
+            P[:, i, :] = Rf[i, :, js].T
+        del Rf
+        ess = np.einsum("sck,sck->sc", P, P)                                   # sigma units
+        if exact is None:
+            Z = (P.reshape(S * c, K) @ MzT).reshape(S, c, K)
+        else:
+            # the refit with the nuisance in place: the shift's own map (D folded in), and the
+            # extra explained sum of squares |E_s P_s|² (_exact_nuisance)
+            Z = np.matmul(P, exact["zmapT"])                                    # (S, c, K)
+            Ex = np.matmul(P, exact["emapT"])                                   # (S, c, R)
+            ess += np.einsum("scr,scr->sc", Ex, Ex)
+            del Ex
         del P
         if return_null:
-            se = (sqg[:, None] * sigma).astype(np.float32)                     # (K, c)
-            beta_null[:, :, sl] = Z * se[None]
-        if exact is not None:
-            Z *= Dz
+            se = (sqg[None, :] * sigma[:, None]).astype(np.float32)            # (c, K)
+            zb = Z if exact is None else Z / exact["D"][:, None, :]
+            beta_null[:, :, sl] = (zb * se[None]).transpose(0, 2, 1)
+            del zb
         # studentize: every shift gets its own residual variance, t_s = z_s * sigma / sigma_s
-        Z *= _studentize(ess.T, fac, df).T[:, None, :]
-        Zb = Z[:nb * g].reshape(nb, g, K, c)
-        bz = np.einsum("bgkc,bgkc->bkc", Zb, Zb, dtype=np.float64)             # block sums of t_s²
-        zrem = np.einsum("skc,skc->kc", Z[nb * g:], Z[nb * g:], dtype=np.float64)
-        z2[:, sl] = (bz.sum(0) + zrem) / S
+        Z *= _studentize(ess.T, fac, df).T[:, :, None]
+        Zb = Z[:nb * g].reshape(nb, g, c, K)
+        # block sums of t_s² (float32 over g ≤ 40 shifts, float64 from there)
+        bz = np.einsum("bgck,bgck->bck", Zb, Zb).astype(np.float64)
+        zrem = np.einsum("sck,sck->ck", Z[nb * g:], Z[nb * g:]).astype(np.float64)
+        z2[:, sl] = ((bz.sum(0) + zrem) / S).T
         np.abs(Z, out=Z)
-        cz = np.count_nonzero(Z >= t0a.T[None], axis=0)                        # (K, c)
-        mz = Z.max(axis=2).T                                                    # (K, S)
-        czc = Z[g // 2: nb * g: g] if pooled else None                         # (nb, K, c)
+        # counts of |t_s| >= |t_obs| in slabs of < 256 shifts: byte sums of the comparisons
+        cz = np.zeros((c, K), np.int32)
+        ge = np.empty((min(S, 240), c, K), np.bool_)
+        for s0 in range(0, S, 240):
+            n = min(240, S - s0)
+            np.greater_equal(Z[s0:s0 + n], t0a[None], out=ge[:n])
+            cz += ge[:n].view(np.uint8).sum(axis=0, dtype=np.uint8)
+        del ge
+        mz = Z.max(axis=1).T                                                    # (K, S)
+        czc = Z[g // 2: nb * g: g].transpose(0, 2, 1) if pooled else None      # (nb, K, c)
         r2n = ess * fac[None, :]                                                # (S, c)
         r2m[sl] = r2n.mean(axis=0)
         r2v[sl] = r2n.var(axis=0)
         cr = np.count_nonzero(r2n >= r20f[None, :], axis=0)
-        cnt_z[:, sl] = cz
+        cnt_z[:, sl] = cz.T
         cnt_r[sl] = cr
         pools = None
         if pooled:
             r64 = r2n.astype(np.float64)
             br = r64[:nb * g].reshape(nb, g, c).sum(1)
             rrem = r64[nb * g:].sum(0)
-            pools = pool_chunk(bz, czc, zrem, br, r64[g // 2: nb * g: g], rrem, kz, kr)
+            pools = pool_chunk(bz.transpose(0, 2, 1), czc, zrem.T, br, r64[g // 2: nb * g: g], rrem, kz, kr)
         del Z
         return mz, r2n.max(axis=1), pools
 
@@ -761,7 +799,7 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
             np.maximum(null_max_r2, mr, out=null_max_r2)
             if pools is not None:
                 buf.append(pools)
-                if sum(b[0].shape[2] for b in buf) >= 8192:
+                if sum(b[0].shape[2] for b in buf) >= 2048:
                     flush()
         flush()
 
