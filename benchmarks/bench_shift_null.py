@@ -14,6 +14,9 @@ max |beta_null − brute-force beta| over the timed shifts on a subset of column
         # cost of the tail fit: the earlier null (Gaussian-calibrated p, shifted atoms refitted alone)
         # and the default (pooled p with the GPD tail, exact refit with the nuisance) alternately in
         # one process, p-values included; medians and their ratio (--parts: and the steps between)
+    git worktree add /tmp/v010 499a9ff      # vlmbrain 0.1.0, whose null issue 11 set the budget against
+    python benchmarks/bench_shift_null.py --against /tmp/v010/src/vlmbrain/encoding.py --V 20000 --repeats 5 --n-jobs 1
+        # the default null against 0.1.0's shift_null (calibrated p) alternately in one process
 """
 
 import argparse
@@ -43,7 +46,12 @@ def main():
                     help="with --compare: also the exact refit alone and the pooled null without its seam correction")
     ap.add_argument("--compare", action="store_true",
                     help="time the earlier and the default null alternately (p-values included) and print the ratio")
+    ap.add_argument("--against", default=None, metavar="ENCODING_PY",
+                    help="time the default null against another version's shift_null, loaded from its module "
+                    "file (0.1.0: src/vlmbrain/encoding.py of commit 499a9ff), alternately in one process")
     args = ap.parse_args()
+    if args.against:
+        return against(args)
     if args.compare:
         return compare(args)
     from vlmbrain.encoding import shift_null
@@ -135,6 +143,49 @@ def compare(args):
     for k in sides:
         print(f"| {k} | {medc[k]:.3f} | {med[k]:.3f} | {', '.join(f'{x:.2f}' for x in cpu[k])} |")
     print(f"ratio default / earlier: CPU {medc['default'] / medc['earlier']:.3f}, wall {med['default'] / med['earlier']:.3f}")
+
+
+
+def against(args):
+    """The default null and another version's ``shift_null`` alternately, in one process."""
+    import importlib.util
+    import sys
+
+    from vlmbrain.encoding import shift_null
+
+    spec = importlib.util.spec_from_file_location("vlmbrain_baseline_encoding", args.against)
+    base = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = base
+    spec.loader.exec_module(base)
+    V, T, K, S, runs, X, Y = _data(args)
+
+    def run_base():
+        res = base.shift_null(X, Y, runs, n_shifts=S, random_state=0, n_jobs=args.n_jobs)
+        return res.p_t_calibrated, res.p_r2_calibrated      # 0.1.0's default p (Gaussian-calibrated)
+
+    def run_ours():
+        return shift_null(X, Y, runs, n_shifts=S, random_state=0, n_jobs=args.n_jobs).pvalues("pooled")
+
+    sides = {"baseline": run_base, "default": run_ours}
+    cpu = {k: [] for k in sides}
+    wall = {k: [] for k in sides}
+    for rep in range(args.repeats + 1):                 # the first round warms up, not counted
+        names = list(sides) if rep % 2 else list(sides)[::-1]
+        for name in names:
+            t0, c0 = time.perf_counter(), time.process_time()
+            sides[name]()
+            if rep:
+                cpu[name].append(time.process_time() - c0)
+                wall[name].append(time.perf_counter() - t0)
+    medc = {k: statistics.median(v) for k, v in cpu.items()}
+    medw = {k: statistics.median(v) for k, v in wall.items()}
+    print(f"| shift_null, {S} shifts, T={T} V={V} K={K}, n_jobs={args.n_jobs}, {args.repeats} runs each "
+          f"(alternating, after one warm-up round) | median CPU s | median wall s | CPU s of every run |")
+    print("|---|---|---|---|")
+    for k in sides:
+        print(f"| {k} ({args.against if k == 'baseline' else 'this checkout'}) | {medc[k]:.3f} | {medw[k]:.3f} | "
+              f"{', '.join(f'{x:.2f}' for x in cpu[k])} |")
+    print(f"ratio default / baseline: CPU {medc['default'] / medc['baseline']:.3f}, wall {medw['default'] / medw['baseline']:.3f}")
 
 
 if __name__ == "__main__":

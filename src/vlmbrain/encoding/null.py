@@ -263,6 +263,12 @@ def _exact_nuisance(Q, Nb, Linv, ginv_diag, shifts):
             "zmap": zmap, "emap": E, "D": D.astype(np.float32)}
 
 
+#: Columns per block of the cross-spectra and their inverse FFT in a chunk (see ``one_chunk``).
+FFT_BLOCK = 2
+
+#: Bytes of float32 t per slab of shifts in a chunk (cache-sized; see ``one_chunk``).
+SLAB_BYTES = 1 << 20
+
 #: Largest lag of the AR(1) noise model behind the seam correction (``_seam_lag_products``).
 SEAM_MAX_LAG = 60
 
@@ -332,17 +338,17 @@ def _seam_factors(lp, rho, hb):
     R[0] = 1.0
     R[1:] = np.clip(rho, -cap, cap)[None, :]
     np.cumprod(R, axis=0, out=R)
-    E = (lp.reshape(n * m, n_lag) @ R).reshape(n, m, -1)                               # (1 + nb, m, c)
+    R[np.abs(R) < 1e-30] = 0.0            # no float32 subnormals (|ρ|^τ of small ρ): they are slow
+    # (1 + nb, m, c); float32 products (~1e-7 relative: a variance ratio's precision is ample)
+    E = (lp.reshape(n * m, n_lag).astype(np.float32, copy=False) @ R.astype(np.float32)).reshape(n, m, -1)
+    E = E.astype(np.float64)
     cen = E[1:]
     nb = cen.shape[0]
-    cs = np.zeros((nb + 1,) + cen.shape[1:])
-    np.cumsum(cen, axis=0, out=cs[1:])                                                 # small: cumsum is fine
-    b = np.arange(nb)
-    lo, hi = np.maximum(b - hb, 0), np.minimum(b + hb + 1, nb)
-    left = (cs[nb][None] - (cs[hi] - cs[lo])) / (nb - (hi - lo)).reshape(nb, 1, 1)       # leave-window-out means
+    total = cen.sum(axis=0)
+    left = leave_window_out(cen, total, nb, 1, hb)                                     # leave-window-out means
     with np.errstate(invalid="ignore", divide="ignore"):
-        k_obs = E[0] / (cs[nb] / nb)
-        k_null = cen / left
+        k_obs = E[0] / (total / nb)
+        k_null = np.divide(cen, left, out=left)
     return k_obs, k_null
 
 
@@ -632,27 +638,33 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
     nb = S // g
     h = max(0, -(-min_shift // d) - 1)                 # candidate steps closer than min_shift
     hb = min(-(-h // g), max(0, (nb - max(5, nb // 4)) // 2))
+    # slabs of whole pooling blocks, at most 255 shifts (byte counts) and ~1 MB of float32 t
+    slab = max(1, min(255, SLAB_BYTES // (4 * K * max(1, min(int(chunk_size), V)))))
+    slab = slab // g * g if g <= slab else slab
     seam = None
     seam_t = seam_r2 = None
     if pooled and seam_correction:
         # the exact refit's directions at lag 0 and at the pooled blocks' centres
         with threadpool_limits(limits=1):
-            seam = _seam_lag_products(Xc, Nb, bounds, np.r_[0, shifts[g // 2: nb * g: g]])
+            seam = _seam_lag_products(Xc, Nb, bounds, np.r_[0, shifts[g // 2: nb * g: g]]).astype(np.float32)
             rho_inverse = _lag1_bias_inverse(bounds, Nb)
         seam_t = np.full((K, V), np.nan)
         seam_r2 = np.full(V, np.nan)
 
     def pool_chunk(bz, cz_abs, zrem, br, cr, rrem, kz=1.0, kr=1.0):
-        """Standardised draws of one chunk (t per atom, R²). Arrays are (block, atom, column):
+        """Standardised draws of one chunk (t per atom, R²). Arrays are (block, column, atom):
         block sums of t², |t| at the block centres, the sum of t² over the shifts after the
-        last block; then the same for R² without the atom axis."""
+        last block, the seam factors (block, atom, column) or 1; then the same for R² without
+        the atom axis. Returns the draws (block, atom, column) for :class:`PooledNull`."""
         tot = bz.sum(0) + zrem
         with np.errstate(invalid="ignore", divide="ignore"):
-            wz = (cz_abs / np.sqrt(atom_mean_spread(leave_window_out(bz, tot, S, g, hb), axis=1) * kz)
-                  ).astype(np.float32)
+            spread = atom_mean_spread(leave_window_out(bz, tot, S, g, hb), axis=2)   # (nb, c, 1)
+            if not np.isscalar(kz):
+                spread = spread * kz.transpose(0, 2, 1)
+            wz = np.divide(cz_abs, np.sqrt(spread, out=spread), dtype=np.float32)
             rt = br.sum(0) + rrem
             wr = (cr / (leave_window_out(br, rt, S, g, hb) * kr)).astype(np.float32)
-        return wz, wr[:, None, :]
+        return wz.transpose(0, 2, 1), wr[:, None, :]
 
     def one_chunk(start):
         stop = min(V, start + cs)
@@ -699,58 +711,82 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
             r2v[sl] = o["r2_var"]
             pools = None
             if pooled:
-                pools = pool_chunk(o["z_blocks"].transpose(2, 1, 0), o["z_centres"].transpose(2, 1, 0),
-                                   o["z_rest"].T, o["r2_blocks"].T, o["r2_centres"].T, o["r2_rest"], kz, kr)
+                pools = pool_chunk(o["z_blocks"].transpose(2, 0, 1), o["z_centres"].transpose(2, 0, 1),
+                                   o["z_rest"], o["r2_blocks"].T, o["r2_centres"].T, o["r2_rest"], kz, kr)
             return o["max_z"], o["max_r2"], pools
         Yh = sfft.rfft(Ys.reshape(L, d, c), axis=0)                           # (F, d, c)
         Yh = np.ascontiguousarray(Yh.transpose(1, 2, 0))[:, :, None, :]       # (d, c, 1, F)
-        H = Yh[0] * Qh[0]                                                       # (c, K, F)
-        for p in range(1, d):
-            H += Yh[p] * Qh[p]
-        Rf = sfft.irfft(H, n=L, axis=-1)                                        # (c, K, L)
-        del H
-        # every array below is (shift, column, atom): the shifts' products with the atom maps
-        # are one GEMM (or one batched GEMM with the per-shift maps of the refit), the maxima
+        # cross-spectra and their inverse FFT two columns at a time, in the core's cache
+        # (H, 2 x K x F complex64, ~0.6 MB at T = 3,600): the whole chunk's H is ten times that
+        # and every product and sum over it went to memory
+        Rf = np.empty((c, K, L), np.float32)                                    # (c, K, L)
+        H = np.empty((min(FFT_BLOCK, c), K, Qh.shape[-1]), np.complex64)
+        tmp = np.empty_like(H)
+        for c0 in range(0, c, FFT_BLOCK):
+            n = min(FFT_BLOCK, c - c0)
+            h, t = H[:n], tmp[:n]
+            np.multiply(Yh[0, c0:c0 + n], Qh[0], out=h)
+            for p in range(1, d):
+                np.multiply(Yh[p, c0:c0 + n], Qh[p], out=t)
+                h += t
+            Rf[c0:c0 + n] = sfft.irfft(h, n=L, axis=-1, overwrite_x=True)
+        del H, tmp
+        # every array below is (shift, column, atom): the products with the atom maps are GEMMs
+        # over whole rows (one K x K map per shift for the refit with the nuisance), the maxima
         # over columns and the block sums over shifts reduce outer axes, and the pooled null's
-        # windows gather whole rows. The transposition column by column stays in cache.
-        P = np.empty((S, c, K), np.float32)
-        for i in range(c):
-            P[:, i, :] = Rf[i, :, js].T
-        del Rf
-        ess = np.einsum("sck,sck->sc", P, P)                                   # sigma units
-        if exact is None:
-            Z = (P.reshape(S * c, K) @ MzT).reshape(S, c, K)
-        else:
-            # the refit with the nuisance in place: the shift's own map (D folded in), and the
-            # extra explained sum of squares |E_s P_s|² (_exact_nuisance)
-            Z = np.matmul(P, exact["zmapT"])                                    # (S, c, K)
-            Ex = np.matmul(P, exact["emapT"])                                   # (S, c, R)
-            ess += np.einsum("scr,scr->sc", Ex, Ex)
-            del Ex
-        del P
-        if return_null:
-            se = (sqg[None, :] * sigma[:, None]).astype(np.float32)            # (c, K)
-            zb = Z if exact is None else Z / exact["D"][:, None, :]
-            beta_null[:, :, sl] = (zb * se[None]).transpose(0, 2, 1)
-            del zb
-        # studentize: every shift gets its own residual variance, t_s = z_s * sigma / sigma_s
-        Z *= _studentize(ess.T, fac, df).T[:, :, None]
-        Zb = Z[:nb * g].reshape(nb, g, c, K)
-        # block sums of t_s² (float32 over g ≤ 40 shifts, float64 from there)
-        bz = np.einsum("bgck,bgck->bck", Zb, Zb).astype(np.float64)
-        zrem = np.einsum("sck,sck->ck", Z[nb * g:], Z[nb * g:]).astype(np.float64)
-        z2[:, sl] = ((bz.sum(0) + zrem) / S).T
-        np.abs(Z, out=Z)
-        # counts of |t_s| >= |t_obs| in slabs of < 256 shifts: byte sums of the comparisons
+        # draws are whole rows. The shifts are processed in slabs of whole pooling blocks that
+        # stay in the core's cache from the transposition to the counts.
+        ess = np.empty((S, c))
+        mz = np.empty((S, K), np.float32)
         cz = np.zeros((c, K), np.int32)
-        ge = np.empty((min(S, 240), c, K), np.bool_)
-        for s0 in range(0, S, 240):
-            n = min(240, S - s0)
-            np.greater_equal(Z[s0:s0 + n], t0a[None], out=ge[:n])
+        bz = np.zeros((nb + 1, c, K))                  # block sums of t_s², then the rest
+        cen_rows = []
+        czc = np.empty((nb, c, K), np.float32)         # |t_s| at the block centres
+        P = np.empty((slab, c, K), np.float32)
+        ge = np.empty((slab, c, K), np.bool_)
+        Rj = Rf[:, :, js]                                                       # (c, K, S) view
+        for s0 in range(0, S, slab):
+            n = min(slab, S - s0)
+            Ps = P[:n]
+            for i in range(c):
+                Ps[:, i, :] = Rj[i, :, s0:s0 + n].T
+            es = np.einsum("sck,sck->sc", Ps, Ps)                               # sigma units
+            if exact is None:
+                Zs = (Ps.reshape(n * c, K) @ MzT).reshape(n, c, K)
+            else:
+                # the refit with the nuisance in place: the shift's own map (D folded in) and
+                # the extra explained sum of squares |E_s P_s|² (_exact_nuisance)
+                Zs = np.matmul(Ps, exact["zmapT"][s0:s0 + n])
+                Ex = np.matmul(Ps, exact["emapT"][s0:s0 + n])
+                es += np.einsum("scr,scr->sc", Ex, Ex)
+            ess[s0:s0 + n] = es
+            if return_null:
+                se = (sqg[None, :] * sigma[:, None]).astype(np.float32)        # (c, K)
+                zb = Zs if exact is None else Zs / exact["D"][s0:s0 + n, None, :]
+                beta_null[s0:s0 + n, :, sl] = (zb * se[None]).transpose(0, 2, 1)
+            # studentize: every shift gets its own residual variance, t_s = z_s sigma / sigma_s
+            Zs *= _studentize(es.T, fac, df).T[:, :, None]
+            # block sums of t_s² (float32 within a block's part of the slab, float64 across)
+            for a in [s0, *range((s0 // g + 1) * g, s0 + n, g)]:
+                blk = min(a // g, nb)
+                e = s0 + n if blk == nb else min(s0 + n, (blk + 1) * g)
+                Zb = Zs[a - s0:e - s0]
+                bz[blk] += np.einsum("sck,sck->ck", Zb, Zb)
+                if blk < nb and pooled and a <= blk * g + g // 2 < e:
+                    cen_rows.append((blk, blk * g + g // 2 - s0))
+            np.abs(Zs, out=Zs)
+            # counts of |t_s| >= |t_obs|: byte sums of the comparisons (slab < 256)
+            np.greater_equal(Zs, t0a[None], out=ge[:n])
             cz += ge[:n].view(np.uint8).sum(axis=0, dtype=np.uint8)
-        del ge
-        mz = Z.max(axis=1).T                                                    # (K, S)
-        czc = Z[g // 2: nb * g: g].transpose(0, 2, 1) if pooled else None      # (nb, K, c)
+            mz[s0:s0 + n] = Zs.max(axis=1)
+            for blk, row in cen_rows:
+                czc[blk] = Zs[row]
+            cen_rows.clear()
+        del P, ge, Rf, Rj
+        zrem = bz[nb]
+        bz = bz[:nb]
+        z2[:, sl] = ((bz.sum(0) + zrem) / S).T
+        mz = mz.T                                                               # (K, S)
         r2n = ess * fac[None, :]                                                # (S, c)
         r2m[sl] = r2n.mean(axis=0)
         r2v[sl] = r2n.var(axis=0)
@@ -762,8 +798,7 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
             r64 = r2n.astype(np.float64)
             br = r64[:nb * g].reshape(nb, g, c).sum(1)
             rrem = r64[nb * g:].sum(0)
-            pools = pool_chunk(bz.transpose(0, 2, 1), czc, zrem.T, br, r64[g // 2: nb * g: g], rrem, kz, kr)
-        del Z
+            pools = pool_chunk(bz, czc, zrem, br, r64[g // 2: nb * g: g], rrem, kz, kr)
         return mz, r2n.max(axis=1), pools
 
     cs = int(chunk_size)
