@@ -234,6 +234,34 @@ def _select_shifts(T, n_shifts, random_state, min_shift=None):
     return cand[j0:j0 + n_shifts] * d, d, min_shift, n_req
 
 
+def _ridge_seam_lag_products(Xc, Nb, bounds, lags, alpha, max_lag=SEAM_MAX_LAG):
+    """Lag products of the ridge fit's atom directions with penalty ``alpha`` at the given lags
+    (the ridge counterpart of :func:`vlmbrain.encoding.null._seam_lag_products`).
+
+    The ridge coefficients of a design ``X_s`` (projected off the nuisance) are ``β = Aᵀ y`` with
+    ``A = X_s (G_s + αI)⁻¹``; the atom statistic :func:`_ridge_z` divides ``β_k`` by its white-noise
+    standard error ``σ |a_k|``. Under noise of autocovariance Σ the numerator's second moment in
+    those units is ``a_kᵀ Σ a_k / |a_k|²``: rows ``:K`` hold the lag products of the unit
+    directions ``a_k / |a_k|``. Row ``K`` (the fit's, leave-one-run-out r, which this correction
+    does not model) is a unit at lag 0 for every lag, so its factors are exactly 1.
+    """
+    Xc = np.asarray(Xc, dtype=np.float64)
+    T, K = Xc.shape
+    n_lag = int(min(max_lag, T // 4)) + 1
+    lags = np.asarray(lags)
+    dirs = []
+    for s in lags:
+        Xs = np.roll(Xc, int(s), axis=0)
+        Xs -= Nb @ (Nb.T @ Xs)
+        A = Xs @ np.linalg.inv(Xs.T @ Xs + float(alpha) * np.eye(K))
+        dirs.append(A / np.sqrt(np.maximum(np.einsum("tk,tk->k", A, A), 1e-300))[None, :])
+    ac = _run_autocov(np.concatenate(dirs, axis=1), bounds, n_lag).reshape(lags.size, K, n_lag)
+    out = np.zeros((lags.size, K + 1, n_lag))
+    out[:, :K] = ac
+    out[:, K, 0] = 1.0
+    return out
+
+
 def _gram_eig(X):
     """``(G, λ, U)`` of a design: its Gram ``XᵀX`` and that Gram's eigen-decomposition (λ ≥ 0)."""
     X = np.asarray(X, dtype=np.float64)
@@ -291,7 +319,7 @@ def refit_shift_null(X, Y, runs, *, method="ridge", n_shifts=1000, random_state=
     further encoder parameters (``alphas``, ``cv``, ``scoring``, ``ar1_bins``, ``ar1_scope``).
     ``progress``: a progress bar (tqdm, with ETA, on stderr) over the refits (chunks × shifts).
 
-    ``seam_correction`` (AR(1), pooled p-values): as in the OLS null
+    ``seam_correction`` (pooled p-values): as in the OLS null
     (:func:`vlmbrain.encoding.shift_null`), every standardised statistic is also divided by the
     ratio of its expected null second moment to that of the shifts it is standardised by, here
     for the AR(1) fit's own directions — the design prewhitened with the grayordinate's fitted ρ
@@ -300,7 +328,9 @@ def refit_shift_null(X, Y, runs, *, method="ridge", n_shifts=1000, random_state=
     grayordinate's nuisance-projected data within runs. The observed design's run boundaries
     are the data's; a shifted design's are not, and its prewhitened directions see less of the
     noise there (runs restart the noise, the concatenated prewhitening does not). Without it,
-    2 × 150 TRs at ρ = 0.8 gave 7 % of the fit's p below 0.05. Ridge has no such correction.
+    2 × 150 TRs at ρ = 0.8 gave 7 % of the fit's p below 0.05. For ridge the atom maps are
+    corrected with the ridge fit's own directions at the grayordinate's penalty
+    (:func:`_ridge_seam_lag_products`); its fit statistic (leave-one-run-out r) is not.
     """
     from tqdm.auto import tqdm
 
@@ -336,9 +366,10 @@ def refit_shift_null(X, Y, runs, *, method="ridge", n_shifts=1000, random_state=
         return out + (enc,) if full else out
 
     seam = None
-    if pooled and seam_correction and method == "ar1":
-        # lag products of the AR(1) fit's directions at lag 0 and the pooled blocks' centres,
-        # one set per prewhitening coefficient (binned to 0.01), computed when first needed
+    if pooled and seam_correction and method in ("ar1", "ridge"):
+        # lag products of the fit's directions at lag 0 and the pooled blocks' centres, one
+        # set per AR(1) prewhitening coefficient (binned to 0.01) or per ridge penalty of the
+        # α grid, computed when first needed
         seam = {}
         seam_lags = np.r_[0, shifts[g // 2: nb * g: g]]
         seam_starts = [0] if params.get("ar1_scope", "concat") == "concat" else [a for a, _ in bounds]
@@ -348,15 +379,19 @@ def refit_shift_null(X, Y, runs, *, method="ridge", n_shifts=1000, random_state=
         """Seam factors of one chunk: (K + 1, c) for the observed statistics, (nb, K + 1, c)
         for the pooled draws (rows: atoms, then the fit)."""
         c = Yc.shape[1]
-        rho_w = np.round(np.clip(np.asarray(enc.ar1_rho_, np.float64), -0.99, 0.99) * 100) / 100
+        if method == "ar1":
+            par = np.round(np.clip(np.asarray(enc.ar1_rho_, np.float64), -0.99, 0.99) * 100) / 100
+        else:                                  # ridge: the column's penalty (from the α grid)
+            par = np.asarray(enc.alphas_, np.float64)
         rho_n = rho_inverse(_lag1_autocorrelation(Yc, bounds))
         k_obs = np.empty((K + 1, c))
         k_null = np.empty((nb, K + 1, c))
-        for val in np.unique(rho_w):
-            cols = np.flatnonzero(rho_w == val)
+        for val in np.unique(par):
+            cols = np.flatnonzero(par == val)
             key = float(val)
             if key not in seam:
-                seam[key] = _ar1_seam_lag_products(Xc, Nb, bounds, seam_lags, key, seam_starts)
+                seam[key] = (_ar1_seam_lag_products(Xc, Nb, bounds, seam_lags, key, seam_starts)
+                             if method == "ar1" else _ridge_seam_lag_products(Xc, Nb, bounds, seam_lags, key))
             k_obs[:, cols], k_null[:, :, cols] = _seam_factors(seam[key], rho_n[cols], hb)
         return k_obs, k_null
 
