@@ -31,7 +31,7 @@ the number of maps; with no discovery at all (no variance to estimate) the phant
     python benchmarks/validity.py --quick                  # short design, OLS, ρ ∈ {0, 0.6}
     python benchmarks/validity.py --methods ols --designs short hcp --reps 30 --jobs 16
     python benchmarks/validity.py --null-pvalues gaussian  # the earlier calibration, for comparison
-    python benchmarks/validity.py --seam off               # the OLS and AR(1) nulls without their seam correction
+    python benchmarks/validity.py --seam off               # the nulls without their seam correction
     python benchmarks/validity.py --designs 1x300 2x150 6x50 --high-pass none   # the seams against the number of runs
 """
 
@@ -143,7 +143,7 @@ def main():
     ap.add_argument("--null-pvalues", default="pooled", choices=["pooled", "gaussian", "empirical"])
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seam", default="on", choices=["on", "off"],
-                    help="the seam correction of the OLS and AR(1) nulls (off: as before it, for comparison)")
+                    help="the seam correction of the OLS, AR(1) and ridge (atom maps) nulls (off: as before it, for comparison)")
     args = ap.parse_args()
     if args.quick:
         args.rhos, args.designs, args.methods, args.drift = [0.0, 0.6], ["short"], ["ols"], ["off", "on"]
@@ -158,7 +158,7 @@ def main():
             acc[cell].append(res)
     dt = time.perf_counter() - t0
     print(f"global-null phantoms: V={args.V} grayordinates, K={args.K} atoms, {args.S} shifts, "
-          f"{args.reps} phantoms per cell, null_pvalues={args.null_pvalues}, seam correction {args.seam} (OLS, AR(1)), high_pass {args.high_pass}; {dt:.0f} s wall, "
+          f"{args.reps} phantoms per cell, null_pvalues={args.null_pvalues}, seam correction {args.seam}, high_pass {args.high_pass}; {dt:.0f} s wall, "
           f"{sum(r['cpu'] for rs in acc.values() for r in rs):.0f} CPU s in the phantoms' processes")
     print("| design | method | rho | drift | maps with FDR discovery | maps with FDR discovery, phantom-clustered "
           "| maps with FWER discovery | atom p < .05 | fit p < .05 | KS p (atom p) "

@@ -87,10 +87,10 @@ def parametric_pvalues(tvalues, r2, dof, n_atoms):
 NULL_PVALUE_METHODS = {
     "pooled": "each grayordinate's statistic scaled by the spread of its own shift null; p from the scaled "
               "null values of all grayordinates of the map pooled (each scaled leaving out the shifts within "
-              "min_shift of it), generalised Pareto far tail (Winkler et al. 2016); OLS and AR(1): each scale also corrected "
+              "min_shift of it), generalised Pareto far tail (Winkler et al. 2016); each scale also corrected "
               "by the expected null second moment at its lag relative to its shifts' (AR(1) noise, the "
-              "fitted model's own nuisance-projected, for AR(1) prewhitened, directions: the seam "
-              "correction); ridge: no seam correction",
+              "fitted model's own nuisance-projected directions, for AR(1) prewhitened, for ridge at the "
+              "grayordinate's penalty: the seam correction); not for ridge's held-out r",
     "gaussian": "Gaussian tail of each grayordinate's shift-null variance (t); Satterthwaite scaled chi2 (R2)",
     "empirical": "rank among the shifts: (1 + #{null >= observed}) / (1 + n_shifts)",
 }
