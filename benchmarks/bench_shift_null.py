@@ -122,28 +122,36 @@ def compare(args):
     if args.parts:
         sides = {"earlier": sides["earlier"], "exact refit only": dict(pooled=False),
                  "pooled, no seam correction": dict(seam_correction=False), "default": {}}
-    times = {k: [] for k in sides}
-    cpu = {k: [] for k in sides}
-    for rep in range(args.repeats + 1):                 # the first round warms up, not counted
-        names = list(sides)
+    def run(name):
+        res = shift_null(X, Y, runs, n_shifts=S, **kw, **sides[name])
+        res.pvalues("pooled" if sides[name].get("pooled", True) else "gaussian")
+
+    medc, med = _alternate(args, list(sides), run, {k: k for k in sides}, V, T, K, S)
+    print(f"ratio default / earlier: CPU {medc['default'] / medc['earlier']:.3f}, wall {med['default'] / med['earlier']:.3f}")
+
+
+
+def _alternate(args, names, run, labels, V, T, K, S):
+    """Time ``run(name)`` for every name alternately (the order reversed every round), one
+    warm-up round not counted; print the table and return the medians (CPU s, wall s)."""
+    cpu = {k: [] for k in names}
+    wall = {k: [] for k in names}
+    for rep in range(args.repeats + 1):
         for name in (names if rep % 2 else names[::-1]):
             t0, c0 = time.perf_counter(), time.process_time()
-            res = shift_null(X, Y, runs, n_shifts=S, **kw, **sides[name])
-            res.pvalues("pooled" if sides[name].get("pooled", True) else "gaussian")
-            dt, dc = time.perf_counter() - t0, time.process_time() - c0
+            run(name)
             if rep:
-                times[name].append(dt)
-                cpu[name].append(dc)
+                cpu[name].append(time.process_time() - c0)
+                wall[name].append(time.perf_counter() - t0)
     # CPU seconds of the process: on a shared machine the wall time carries the other jobs' load
-    med = {k: statistics.median(v) for k, v in times.items()}
     medc = {k: statistics.median(v) for k, v in cpu.items()}
+    medw = {k: statistics.median(v) for k, v in wall.items()}
     print(f"| shift_null, {S} shifts, T={T} V={V} K={K}, n_jobs={args.n_jobs}, {args.repeats} runs each "
           f"(alternating, after one warm-up round) | median CPU s | median wall s | CPU s of every run |")
     print("|---|---|---|---|")
-    for k in sides:
-        print(f"| {k} | {medc[k]:.3f} | {med[k]:.3f} | {', '.join(f'{x:.2f}' for x in cpu[k])} |")
-    print(f"ratio default / earlier: CPU {medc['default'] / medc['earlier']:.3f}, wall {med['default'] / med['earlier']:.3f}")
-
+    for k in names:
+        print(f"| {labels[k]} | {medc[k]:.3f} | {medw[k]:.3f} | {', '.join(f'{x:.2f}' for x in cpu[k])} |")
+    return medc, medw
 
 
 def against(args):
@@ -167,24 +175,8 @@ def against(args):
         return shift_null(X, Y, runs, n_shifts=S, random_state=0, n_jobs=args.n_jobs).pvalues("pooled")
 
     sides = {"baseline": run_base, "default": run_ours}
-    cpu = {k: [] for k in sides}
-    wall = {k: [] for k in sides}
-    for rep in range(args.repeats + 1):                 # the first round warms up, not counted
-        names = list(sides) if rep % 2 else list(sides)[::-1]
-        for name in names:
-            t0, c0 = time.perf_counter(), time.process_time()
-            sides[name]()
-            if rep:
-                cpu[name].append(time.process_time() - c0)
-                wall[name].append(time.perf_counter() - t0)
-    medc = {k: statistics.median(v) for k, v in cpu.items()}
-    medw = {k: statistics.median(v) for k, v in wall.items()}
-    print(f"| shift_null, {S} shifts, T={T} V={V} K={K}, n_jobs={args.n_jobs}, {args.repeats} runs each "
-          f"(alternating, after one warm-up round) | median CPU s | median wall s | CPU s of every run |")
-    print("|---|---|---|---|")
-    for k in sides:
-        print(f"| {k} ({args.against if k == 'baseline' else 'this checkout'}) | {medc[k]:.3f} | {medw[k]:.3f} | "
-              f"{', '.join(f'{x:.2f}' for x in cpu[k])} |")
+    medc, medw = _alternate(args, list(sides), lambda name: sides[name](),
+                            {"baseline": f"baseline ({args.against})", "default": "default (this checkout)"}, V, T, K, S)
     print(f"ratio default / baseline: CPU {medc['default'] / medc['baseline']:.3f}, wall {medw['default'] / medw['baseline']:.3f}")
 
 

@@ -142,45 +142,66 @@ def test_seam_correction_of_short_runs():
     assert lo_off > 0.06, "without the correction the fit's p should be liberal here (the mechanism)"
 
 
+def _refit_seam_hits(method, lens, V=200, K=16, n_rep=4):
+    """Atom p < 0.05 of a refitted null on ρ = 0.8 phantoms, with and without the seam
+    correction → ({True: hits, False: hits}, number of p-values each)."""
+    from vlmbrain.encoding.refit_null import refit_shift_null
+
+    hits = {True: 0, False: 0}
+    for rep in range(n_rep):
+        Xr, Yr, runs = _seam_phantom(rep, lens, K, V)
+        for seam in (True, False):
+            res = refit_shift_null(Xr, Yr, runs, method=method, n_shifts=60, random_state=rep, seam_correction=seam)
+            hits[seam] += int((res.pvalues("pooled")[0] < 0.05).sum())
+    return hits, n_rep * K * V
+
+
 def test_seam_correction_of_the_ar1_refit_null():
     # the AR(1) refit null, 6 runs × 50 TRs of ρ = 0.8 noise: the observed design's run boundaries
     # are the data's (where the noise restarts but the concatenated prewhitening does not), a
     # shifted design's are not, so the shifts' spread underestimates the observed t's; the
     # correction with the AR(1) fit's own directions brings the atom p back to nominal (measured
     # without it: 7.0 % < 0.05 on 16 phantoms, 5.4 % with it; 2 × 150 TRs: 5.4 % → 5.0 %)
-    from vlmbrain.encoding.refit_null import refit_shift_null
-
-    lens, V, K, n_rep = (50,) * 6, 200, 16, 4
-    hits = {True: 0, False: 0}
-    for rep in range(n_rep):
-        Xr, Yr, runs = _seam_phantom(rep, lens, K, V)
-        for seam in (True, False):
-            res = refit_shift_null(Xr, Yr, runs, method="ar1", n_shifts=60, random_state=rep, seam_correction=seam)
-            hits[seam] += int((res.pvalues("pooled")[0] < 0.05).sum())
-    n = n_rep * K * V
+    hits, n = _refit_seam_hits("ar1", (50,) * 6)
     lo, hi = clopper_pearson(hits[True], n)
     assert lo <= 0.055 and hi >= 0.045, f"atom p < 0.05 in {hits[True] / n:.4f} with the seam correction"
     lo_off, _ = clopper_pearson(hits[False], n)
     assert lo_off > 0.06, f"without the correction the atom p should be liberal here: {hits[False] / n:.4f}"
 
 
-@pytest.mark.parametrize("scope", ["concat", "run"])
-def test_ar1_seam_lag_products_are_the_exact_null_moments(scope):
-    # against the dense computation: β = Aᵀy of the prewhitened fit with run dummies, y the
-    # nuisance-projected within-run AR(1) noise; t numerator a_kᵀΣa_k / g_kk, R²·yᵀy mean
+def _dense_seam_design(seed, lens=(50, 40, 60), K=4):
+    """Smooth atoms residualised on the run intercepts and a 0.01 Hz drift basis, with the
+    null's nuisance basis, runs and the within-run AR(1) noise covariance builder."""
     from vlmbrain.encoding._checks import check_runs
     from vlmbrain.encoding.null import _nuisance_basis
     from vlmbrain.encoding.nuisance import residualize
-    from vlmbrain.encoding.refit_null import _ar1_seam_lag_products
 
-    lens, K, rho_w, rho_n = (50, 40, 60), 4, 0.6, 0.75
-    rng = np.random.default_rng(3)
+    rng = np.random.default_rng(seed)
     X, runs = smooth_atoms(rng, lens, K, tr=TR)
     T = runs.size
     N = nuisance_matrix(lens, TR, 0.01)
     Xr, _ = residualize(X, runs, N)
     _, bounds = check_runs(runs, T)
-    Nb = _nuisance_basis(bounds, N, T)
+    return Xr, _nuisance_basis(bounds, N, T), bounds, T
+
+
+def _ar1_cov(bounds, T, rho):
+    """Covariance of unit-variance AR(1) noise restarted in every run."""
+    Sig = np.zeros((T, T))
+    for a, b in bounds:
+        i = np.arange(b - a)
+        Sig[a:b, a:b] = rho ** np.abs(i[:, None] - i[None])
+    return Sig
+
+
+@pytest.mark.parametrize("scope", ["concat", "run"])
+def test_ar1_seam_lag_products_are_the_exact_null_moments(scope):
+    # against the dense computation: β = Aᵀy of the prewhitened fit with run dummies, y the
+    # nuisance-projected within-run AR(1) noise; t numerator a_kᵀΣa_k / g_kk, R²·yᵀy mean
+    from vlmbrain.encoding.refit_null import _ar1_seam_lag_products
+
+    K, rho_w, rho_n = 4, 0.6, 0.75
+    Xr, Nb, bounds, T = _dense_seam_design(3, K=K)
     starts = [0] if scope == "concat" else [a for a, _ in bounds]
     lags = [0, 31, 77]
     E = _ar1_seam_lag_products(Xr, Nb, bounds, lags, rho_w, starts, max_lag=T, max_columns=2 * 3 * K) \
@@ -188,11 +209,9 @@ def test_ar1_seam_lag_products_are_the_exact_null_moments(scope):
     W = np.eye(T) - rho_w * np.eye(T, k=-1)
     W[starts, np.maximum(np.array(starts) - 1, 0)] = 0.0
     W[0, 0] = 1.0
-    Sig = np.zeros((T, T))
+    Sig = _ar1_cov(bounds, T, rho_n)
     D = np.zeros((T, len(bounds)))
     for r, (a, b) in enumerate(bounds):
-        i = np.arange(b - a)
-        Sig[a:b, a:b] = rho_n ** np.abs(i[:, None] - i[None])
         D[a:b, r] = 1.0
     P = np.eye(T) - Nb @ Nb.T
     for i, s in enumerate(lags):
@@ -243,26 +262,15 @@ def test_ridge_seam_lag_products_are_the_exact_null_moments():
     # against the dense computation: β = Aᵀy with A = X_s (G_s + αI)⁻¹ (X_s projected off the
     # nuisance), y within-run AR(1) noise; the statistic's numerator in white-noise units has
     # second moment a_kᵀ Σ a_k / |a_k|²; the fit's row gives factors of exactly 1
-    from vlmbrain.encoding._checks import check_runs
-    from vlmbrain.encoding.null import _nuisance_basis, _seam_factors
-    from vlmbrain.encoding.nuisance import residualize
+    from vlmbrain.encoding.null import _seam_factors
     from vlmbrain.encoding.refit_null import _ridge_seam_lag_products
 
-    lens, K, alpha, rho_n = (50, 40, 60), 4, 30.0, 0.75
-    rng = np.random.default_rng(4)
-    X, runs = smooth_atoms(rng, lens, K, tr=TR)
-    T = runs.size
-    N = nuisance_matrix(lens, TR, 0.01)
-    Xr, _ = residualize(X, runs, N)
-    _, bounds = check_runs(runs, T)
-    Nb = _nuisance_basis(bounds, N, T)
+    K, alpha, rho_n = 4, 30.0, 0.75
+    Xr, Nb, bounds, T = _dense_seam_design(4, K=K)
     lags = [0, 31, 77]
     lp = _ridge_seam_lag_products(Xr, Nb, bounds, lags, alpha, max_lag=T)
     E = lp @ rho_n ** np.arange(T // 4 + 1)
-    Sig = np.zeros((T, T))
-    for a, b in bounds:
-        i = np.arange(b - a)
-        Sig[a:b, a:b] = rho_n ** np.abs(i[:, None] - i[None])
+    Sig = _ar1_cov(bounds, T, rho_n)
     P = np.eye(T) - Nb @ Nb.T
     for i, s in enumerate(lags):
         Xs = P @ np.roll(Xr, s, axis=0)
@@ -276,20 +284,10 @@ def test_ridge_seam_lag_products_are_the_exact_null_moments():
 
 
 def test_seam_correction_of_the_ridge_refit_null():
-    # the ridge refit null, 2 × 150 TRs of ρ = 0.8 noise with the 0.01 Hz high-pass: the atom p
-    # were slightly liberal without a seam correction (benchmarks/RESULTS.md); with the ridge
-    # directions' correction they are nominal
-    from vlmbrain.encoding.refit_null import refit_shift_null
-
-    lens, V, K, n_rep = (150, 150), 200, 16, 4
-    hits = {True: 0, False: 0}
-    for rep in range(n_rep):
-        Xr, Yr, runs = _seam_phantom(rep, lens, K, V)
-        for seam in (True, False):
-            res = refit_shift_null(Xr, Yr, runs, method="ridge", n_shifts=60, random_state=rep, seam_correction=seam)
-            hits[seam] += int((res.pvalues("pooled")[0] < 0.05).sum())
-    n = n_rep * K * V
+    # the ridge refit null, 2 × 150 TRs of ρ = 0.8 noise: the atom p were slightly liberal
+    # without a seam correction (benchmarks/RESULTS.md; here 5.3 %); with the ridge directions'
+    # correction they are nominal (5.1 %)
+    hits, n = _refit_seam_hits("ridge", (150, 150))
     lo, hi = clopper_pearson(hits[True], n)
-    print(f"ridge atom p < 0.05: {hits[True] / n:.4f} with, {hits[False] / n:.4f} without the correction")
     assert lo <= 0.055 and hi >= 0.045, f"atom p < 0.05 in {hits[True] / n:.4f} with the seam correction"
     assert hits[True] < hits[False]
