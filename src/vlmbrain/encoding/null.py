@@ -719,7 +719,7 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
         # cross-spectra and their inverse FFT two columns at a time, in the core's cache
         # (H, 2 x K x F complex64, ~0.6 MB at T = 3,600): the whole chunk's H is ten times that
         # and every product and sum over it went to memory
-        Rf = np.empty((c, K, L), np.float32)                                    # (c, K, L)
+        P = np.empty((S, c, K), np.float32)        # the chunk's cross-products, (shift, column, atom)
         H = np.empty((min(FFT_BLOCK, c), K, Qh.shape[-1]), np.complex64)
         tmp = np.empty_like(H)
         for c0 in range(0, c, FFT_BLOCK):
@@ -729,7 +729,8 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
             for p in range(1, d):
                 np.multiply(Yh[p, c0:c0 + n], Qh[p], out=t)
                 h += t
-            Rf[c0:c0 + n] = sfft.irfft(h, n=L, axis=-1, overwrite_x=True)
+            # transposed into place while the block is in cache
+            P[:, c0:c0 + n, :] = sfft.irfft(h, n=L, axis=-1, overwrite_x=True)[:, :, js].transpose(2, 0, 1)
         del H, tmp
         # every array below is (shift, column, atom): the products with the atom maps are GEMMs
         # over whole rows (one K x K map per shift for the refit with the nuisance), the maxima
@@ -742,14 +743,10 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
         bz = np.zeros((nb + 1, c, K))                  # block sums of t_s², then the rest
         cen_rows = []
         czc = np.empty((nb, c, K), np.float32)         # |t_s| at the block centres
-        P = np.empty((slab, c, K), np.float32)
         ge = np.empty((slab, c, K), np.bool_)
-        Rj = Rf[:, :, js]                                                       # (c, K, S) view
         for s0 in range(0, S, slab):
             n = min(slab, S - s0)
-            Ps = P[:n]
-            for i in range(c):
-                Ps[:, i, :] = Rj[i, :, s0:s0 + n].T
+            Ps = P[s0:s0 + n]
             es = np.einsum("sck,sck->sc", Ps, Ps)                               # sigma units
             if exact is None:
                 Zs = (Ps.reshape(n * c, K) @ MzT).reshape(n, c, K)
@@ -782,7 +779,7 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
             for blk, row in cen_rows:
                 czc[blk] = Zs[row]
             cen_rows.clear()
-        del P, ge, Rf, Rj
+        del P, ge
         zrem = bz[nb]
         bz = bz[:nb]
         z2[:, sl] = ((bz.sum(0) + zrem) / S).T
