@@ -736,7 +736,7 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
         # over whole rows (one K x K map per shift for the refit with the nuisance), the maxima
         # over columns and the block sums over shifts reduce outer axes, and the pooled null's
         # draws are whole rows. The shifts are processed in slabs of whole pooling blocks that
-        # stay in the core's cache from the transposition to the counts.
+        # stay in the core's cache from the GEMM to the counts.
         ess = np.empty((S, c))
         mz = np.empty((S, K), np.float32)
         cz = np.zeros((c, K), np.int32)

@@ -240,12 +240,17 @@ class PooledNull:
                 self.keep_from = self.w_min + b * self.width
             else:
                 self.keep_from = 0.0
-        keep = W.dtype.type(self.keep_from)
-        for k in range(m):
-            wk = W[:, k, :]
-            vals = wk[wk >= keep]
-            if vals.size:
-                self.upper[k].append(vals.astype(np.float64))
+        # the kept values (~1 %) of every map from one comparison over the batch, grouped by map
+        # with a stable sort (each map's values in the order its own mask would give)
+        hit = W >= W.dtype.type(self.keep_from)
+        ks = np.nonzero(hit)[1]
+        if ks.size:
+            vals = W[hit].astype(np.float64)
+            order = np.argsort(ks, kind="stable")
+            cuts = np.cumsum(np.bincount(ks, minlength=m))[:-1]
+            for k, v in enumerate(np.split(vals[order], cuts)):
+                if v.size:
+                    self.upper[k].append(v)
 
     def merge(self, other):
         if other.keep_from is None:
