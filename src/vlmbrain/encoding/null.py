@@ -737,7 +737,7 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
         # over columns and the block sums over shifts reduce outer axes, and the pooled null's
         # draws are whole rows. The shifts are processed in slabs of whole pooling blocks that
         # stay in the core's cache from the GEMM to the counts.
-        ess = np.empty((S, c))
+        ess = np.empty((S, c), np.float32)
         mz = np.empty((S, K), np.float32)
         cz = np.zeros((c, K), np.int32)
         bz = np.zeros((nb + 1, c, K))                  # block sums of t_s², then the rest
