@@ -150,16 +150,9 @@ def vision_activations(n_trs=900, batch=16, site="head-unit", threads=None):
 
 def word_tokenizer(captions):
     """Word-level tokenizer over the captions' own words (``<s> … </s>``, RoBERTa's special ids)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
+    from vlmbrain._testing import word_level_tokenizer
 
-    words = sorted({w for c in captions for w in c.split()})
-    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, **{w: i + 4 for i, w in enumerate(words)}}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                                   unk_token="<unk>")
+    return word_level_tokenizer(sorted({w for c in captions for w in c.split()}), split="whitespace_split")
 
 
 def meter_activations(n_trs=900, batch=8, site="head-unit", threads=None, variant="pretrain_288"):

@@ -107,16 +107,9 @@ def word_tokenizer(vocab_size: int):
     (vlmbrain rejects a tokenizer that covers less than half of the model's vocabulary as "not the
     model's own"; the fillers make it the size of the real one.)
     """
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
+    from vlmbrain._testing import word_level_tokenizer
 
-    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, **{w: i + 4 for i, w in enumerate(dict.fromkeys(WORDS))}}
-    vocab.update({f"<unused{i}>": i for i in range(len(vocab), vocab_size)})
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                                   unk_token="<unk>", model_max_length=77)
+    return word_level_tokenizer(list(dict.fromkeys(WORDS)), vocab_size=vocab_size, model_max_length=77)
 
 
 def save_tokenizer(tok, out: Path) -> None:

@@ -14,6 +14,29 @@ STUDY_WORDS = ("a red circle", "two blue squares above a green triangle", "one s
                "three large purple circles move left")
 
 
+def word_level_tokenizer(words, *, split="whitespace", vocab_size=None, model_max_length=None):
+    """A word-level tokenizer with RoBERTa's special ids (``<s>`` 0, ``<pad>`` 1, ``</s>`` 2,
+    ``<unk>`` 3; ``words`` from 4, in their order), ``<s> … </s>`` around a text.
+
+    ``split``: ``"whitespace"`` (words and punctuation apart) or ``"whitespace_split"`` (on
+    spaces only). ``vocab_size``: pad the vocabulary with unused filler tokens to that size (a
+    model's own vocabulary size).
+    """
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, **{w: i + 4 for i, w in enumerate(words)}}
+    if vocab_size is not None:
+        vocab.update({f"<unused{i}>": i for i in range(len(vocab), vocab_size)})
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = {"whitespace": pre_tokenizers.Whitespace,
+                         "whitespace_split": pre_tokenizers.WhitespaceSplit}[split]()
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    kw = {} if model_max_length is None else {"model_max_length": model_max_length}
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                                   unk_token="<unk>", **kw)
+
+
 def write_caption_study(folder, rng, n_subjects, n_columns, fmri_extra=None, n_atoms=4):
     """A user's own study on disk: per-run TSV captions (4 s cues) and .npy runs (60 TRs) per subject.
 
