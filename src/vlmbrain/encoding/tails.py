@@ -206,16 +206,19 @@ class PooledNull:
         """``W`` (n_draws, n_maps, c) standardised null values (values below ``w_min`` count
         as ``w_min``; NaN are ignored)."""
         nd, m, c = W.shape
-        ok = np.isfinite(W)
-        allok = bool(ok.all())
         lo = W.dtype.type(self.w_min) if W.dtype.kind == "f" else np.float32(self.w_min)
+        # two reductions tell whether every value is finite (a NaN or ±inf reaches min or max)
+        allok = bool(W.size == 0 or (np.isfinite(W.min()) and np.isfinite(W.max())))
         if allok:
             # (|t| draws never fall below w_min = 0: no clipped copy then)
             if W.size and W.min() < lo:
                 W = np.maximum(W, lo)
+            ok = None
         else:
+            ok = np.isfinite(W)
             W = np.where(ok, np.maximum(W, lo), lo)
-        # bin index per value, in place on one buffer: ((W - lo) / width) clipped to the last bin
+        # bin index per value, in place on one buffer: ((W - lo) / width) clipped to the last bin,
+        # cast straight to the index type np.bincount counts (no converted copy there)
         scale = W.dtype.type(1.0 / self.width)
         if lo:
             buf = np.subtract(W, lo, dtype=W.dtype)
@@ -223,9 +226,9 @@ class PooledNull:
         else:
             buf = W * scale
         np.minimum(buf, self.n_bins - 1, out=buf)
-        idx = buf.astype(np.int32)
+        idx = buf.astype(np.intp)
         del buf
-        idx += (np.arange(m, dtype=np.int32) * self.n_bins)[None, :, None]
+        idx += (np.arange(m, dtype=np.intp) * self.n_bins)[None, :, None]
         counts = np.bincount(idx.ravel() if allok else idx[ok], minlength=self.hist.size)
         del idx
         self.hist += counts
@@ -240,12 +243,13 @@ class PooledNull:
                 self.keep_from = self.w_min + b * self.width
             else:
                 self.keep_from = 0.0
-        # the kept values (~1 %) of every map from one comparison over the batch, grouped by map
-        # with a stable sort (each map's values in the order its own mask would give)
-        hit = W >= W.dtype.type(self.keep_from)
-        ks = np.nonzero(hit)[1]
-        if ks.size:
-            vals = W[hit].astype(np.float64)
+        # the kept values (~1 %) of every map from one comparison over the batch (flat positions,
+        # in order), grouped by map with a stable sort (each map's values in the order its own
+        # mask would give)
+        flat = np.flatnonzero(W >= W.dtype.type(self.keep_from))
+        if flat.size:
+            ks = flat // c % m
+            vals = np.ascontiguousarray(W).ravel()[flat].astype(np.float64)
             order = np.argsort(ks, kind="stable")
             cuts = np.cumsum(np.bincount(ks, minlength=m))[:-1]
             for k, v in enumerate(np.split(vals[order], cuts)):
