@@ -17,7 +17,7 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
 
 _CACHE_ROOT = tempfile.mkdtemp(prefix="vlmbrain-test-cache-")
 for _var, _sub in (("HF_HOME", "hf"), ("NILEARN_DATA", "nilearn"), ("MPLCONFIGDIR", "mpl"),
-                   ("VLMBRAIN_CACHE", "vlmbrain"), ("TORCH_HOME", "torch")):
+                   ("VLMBRAIN_CACHE", "vlmbrain"), ("TORCH_HOME", "torch"), ("NUMBA_CACHE_DIR", "numba")):
     os.environ[_var] = os.path.join(_CACHE_ROOT, _sub)
     os.makedirs(os.environ[_var], exist_ok=True)
 os.environ["HF_HUB_OFFLINE"] = "1"

@@ -20,6 +20,7 @@ import numpy as np
 import scipy.fft as sfft
 from threadpoolctl import threadpool_limits
 
+from vlmbrain.encoding import _kernels
 from vlmbrain.encoding._checks import _check_xy, _check_y_finite, _torch_module, check_runs
 from vlmbrain.encoding.statistics import Design
 from vlmbrain.encoding.tails import POOL_DRAWS, PooledNull, atom_mean_spread, leave_window_out
@@ -323,33 +324,55 @@ def _seam_lag_products(Xc, Nb, bounds, lags, max_lag=SEAM_MAX_LAG):
     return out
 
 
+class SeamOperator:
+    """The seam factors' linear part, prepared once per design: :func:`_seam_lag_products` at
+    ``[0, block centres...]`` (n, m, n_lag) as numerator rows (lag 0, every centre) and
+    denominator rows (the mean over the centres, every centre's leave-window-out mean).
+
+    The expected null second moment at a lag is linear in the AR(1) autocovariance
+    (``E = lp @ ρ^τ``) and so is every leave-window-out mean of them: both sides of every
+    factor are one float32 product of these rows with the chunk's ``ρ^τ`` (n_lag, c) — per
+    chunk a GEMM and a division, no window sums."""
+
+    def __init__(self, lp, hb):
+        lp = np.asarray(lp, dtype=np.float64)
+        n, m, n_lag = lp.shape
+        cen = lp[1:]
+        nb = cen.shape[0]
+        total = cen.sum(axis=0)
+        rows = np.concatenate([lp[:1], cen, total[None] / nb, leave_window_out(cen, total, nb, 1, hb)])
+        self.rows = np.ascontiguousarray(rows.reshape(2 * n * m, n_lag), dtype=np.float32)
+        self.shape = (n, m, n_lag)
+
+    def factors(self, rho):
+        """``k_obs`` (m, c) and ``k_null`` (nb, m, c) for lag-1 autocorrelations ``rho`` (c,)
+        (see :func:`_seam_factors`)."""
+        n, m, n_lag = self.shape
+        cap = min(0.99, 0.05 ** (1.0 / n_lag))
+        R = np.empty((n_lag, rho.size))                                                # ρ^τ, (n_lag, c)
+        R[0] = 1.0
+        R[1:] = np.clip(rho, -cap, cap)[None, :]
+        np.cumprod(R, axis=0, out=R)
+        R[np.abs(R) < 1e-30] = 0.0            # no float32 subnormals (|ρ|^τ of small ρ): they are slow
+        # float32 products (~1e-7 relative: a variance ratio's precision is ample)
+        E = (self.rows @ R.astype(np.float32)).reshape(2, n, m, -1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            k = np.divide(E[0], E[1], dtype=np.float64)
+        return k[0], k[1:]
+
+
 def _seam_factors(lp, rho, hb):
     """Seam factors of one chunk from :func:`_seam_lag_products` at ``[0, block centres...]``:
     ``E(lag 0) / E(mean over the centres)`` (m, c) for the observed statistic and
     ``E(centre b) / E(mean over the centres outside b's window)`` (nb, m, c) for the pooled
     draws, under AR(1) noise of lag-1 autocorrelation ``rho`` (c,) (E: expected null second
-    moments; rows as in :func:`_seam_lag_products`). The autocovariance is truncated after
+    moments; rows as in :func:`_seam_lag_products`). ``lp`` may be a :class:`SeamOperator`
+    prepared from them (then ``hb`` is its own). The autocovariance is truncated after
     ``n_lag − 1`` lags, which is no longer positive definite (factors far off, even negative)
     once ``ρ^n_lag`` is not small: |ρ| is capped where ``|ρ|^n_lag = 0.05`` (0.91 at 30 lags,
     0.95 at 60)."""
-    n, m, n_lag = lp.shape
-    cap = min(0.99, 0.05 ** (1.0 / n_lag))
-    R = np.empty((n_lag, rho.size))                                                    # ρ^τ, (n_lag, c)
-    R[0] = 1.0
-    R[1:] = np.clip(rho, -cap, cap)[None, :]
-    np.cumprod(R, axis=0, out=R)
-    R[np.abs(R) < 1e-30] = 0.0            # no float32 subnormals (|ρ|^τ of small ρ): they are slow
-    # (1 + nb, m, c); float32 products (~1e-7 relative: a variance ratio's precision is ample)
-    E = (lp.reshape(n * m, n_lag).astype(np.float32, copy=False) @ R.astype(np.float32)).reshape(n, m, -1)
-    E = E.astype(np.float64)
-    cen = E[1:]
-    nb = cen.shape[0]
-    total = cen.sum(axis=0)
-    left = leave_window_out(cen, total, nb, 1, hb)                                     # leave-window-out means
-    with np.errstate(invalid="ignore", divide="ignore"):
-        k_obs = E[0] / (total / nb)
-        k_null = np.divide(cen, left, out=left)
-    return k_obs, k_null
+    op = lp if isinstance(lp, SeamOperator) else SeamOperator(lp, hb)
+    return op.factors(np.asarray(rho, dtype=np.float64))
 
 
 def _lag1_autocorrelation(Ycen, bounds):
@@ -646,7 +669,7 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
     if pooled and seam_correction:
         # the exact refit's directions at lag 0 and at the pooled blocks' centres
         with threadpool_limits(limits=1):
-            seam = _seam_lag_products(Xc, Nb, bounds, np.r_[0, shifts[g // 2: nb * g: g]]).astype(np.float32)
+            seam = SeamOperator(_seam_lag_products(Xc, Nb, bounds, np.r_[0, shifts[g // 2: nb * g: g]]), hb)
             rho_inverse = _lag1_bias_inverse(bounds, Nb)
         seam_t = np.full((K, V), np.nan)
         seam_r2 = np.full(V, np.nan)
@@ -691,14 +714,15 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
             r20 = ess0 / yy
             inv_sigma = np.where(sigma > 0, 1.0 / sigma, 0.0)
         beta_obs[:, sl], t_obs[:, sl], r2_obs[sl] = b0, t0, r20
-        kz = kr = 1.0
-        if seam is not None:
-            rho = rho_inverse(_lag1_autocorrelation(Ycen, bounds))
-            k_obs, k_null = _seam_factors(seam, rho, hb)
-            seam_t[:, sl], seam_r2[sl] = k_obs[:K], k_obs[K]
-            kz, kr = k_null[:, :K], k_null[:, K]
         # null: every lag j*d at once via the polyphase FFT of Y / sigma
         Ys = (Ycen * inv_sigma).astype(np.float32)
+        kz = kr = 1.0
+        if seam is not None:
+            # (the lag-1 autocorrelation is scale-free: from the float32 Y / sigma, half the bytes)
+            rho = rho_inverse(_lag1_autocorrelation(Ys, bounds))
+            k_obs, k_null = seam.factors(rho)
+            seam_t[:, sl], seam_r2[sl] = k_obs[:K], k_obs[K]
+            kz, kr = k_null[:, :K], k_null[:, K]
         t0a = np.abs(t0).astype(np.float32).T                                   # (c, K)
         fac = (sigma**2 / yy).astype(np.float32)
         r20f = r20.astype(np.float32)
@@ -743,6 +767,8 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
         bz = np.zeros((nb + 1, c, K))                  # block sums of t_s², then the rest
         cen_rows = []
         czc = np.empty((nb, c, K), np.float32)         # |t_s| at the block centres
+        if kernel:
+            t0c = np.ascontiguousarray(t0a)
         ge = np.empty((slab, c, K), np.bool_)
         for s0 in range(0, S, slab):
             n = min(slab, S - s0)
@@ -762,7 +788,13 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
                 zb = Zs if exact is None else Zs / exact["D"][s0:s0 + n, None, :]
                 beta_null[s0:s0 + n, :, sl] = (zb * se[None]).transpose(0, 2, 1)
             # studentize: every shift gets its own residual variance, t_s = z_s sigma / sigma_s
-            Zs *= _studentize(es.T, fac, df).T[:, :, None]
+            fs = _studentize(es.T, fac, df).T
+            if kernel:
+                # all the passes below in one, compiled (vlmbrain.encoding._kernels)
+                _kernels.slab_stats(Zs, np.ascontiguousarray(fs), t0c, blocks[s0:s0 + n],
+                                    centres[s0:s0 + n], bz, cz, mz[s0:s0 + n], czc)
+                continue
+            Zs *= fs[:, :, None]
             # block sums of t_s² (float32 within a block's part of the slab, float64 across)
             for a in [s0, *range((s0 // g + 1) * g, s0 + n, g)]:
                 blk = min(a // g, nb)
@@ -800,6 +832,13 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
 
     cs = int(chunk_size)
     tb = None
+    # with numba: per shift its pooling block (the rest after the last: nb) and, at a block's
+    # centre, the block (else -1), for the compiled slab pass
+    kernel = backend == "numpy" and _kernels.available()
+    blocks = np.minimum(np.arange(S) // g, nb).astype(np.intp)
+    centres = np.full(S, -1, np.intp)
+    if pooled:
+        centres[g // 2: nb * g: g] = np.arange(nb)
     if backend != "numpy":
         if backend != "torch":
             raise ConfigError(f"shift_null: backend={backend!r}; use 'numpy' or 'torch'.")

@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 
 from vlmbrain.encoding._checks import check_runs
 from vlmbrain.encoding.null import (SEAM_MAX_LAG, _choose_decimation, _lag1_autocorrelation, _lag1_bias_inverse,
-                                    _run_autocov, _seam_factors, shift_null)
+                                    SeamOperator, _run_autocov, _seam_factors, shift_null)
 from vlmbrain.encoding.tails import POOL_DRAWS, PooledNull, atom_mean_spread, leave_window_out
 from vlmbrain.errors import ConfigError
 from vlmbrain.stats import fwer_maxstat, permutation_pvalue
@@ -390,8 +390,9 @@ def refit_shift_null(X, Y, runs, *, method="ridge", n_shifts=1000, random_state=
             cols = np.flatnonzero(par == val)
             key = float(val)
             if key not in seam:
-                seam[key] = (_ar1_seam_lag_products(Xc, Nb, bounds, seam_lags, key, seam_starts)
-                             if method == "ar1" else _ridge_seam_lag_products(Xc, Nb, bounds, seam_lags, key))
+                seam[key] = SeamOperator(_ar1_seam_lag_products(Xc, Nb, bounds, seam_lags, key, seam_starts)
+                                         if method == "ar1" else
+                                         _ridge_seam_lag_products(Xc, Nb, bounds, seam_lags, key), hb)
             k_obs[:, cols], k_null[:, :, cols] = _seam_factors(seam[key], rho_n[cols], hb)
         return k_obs, k_null
 
