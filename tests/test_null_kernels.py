@@ -1,5 +1,5 @@
-"""The compiled slab pass of the shift null (numba) against plain numpy and against the numpy
-passes of ``shift_null`` it replaces."""
+"""The compiled kernels of the shift null (numba) against plain numpy and against the numpy
+passes of ``shift_null`` they replace."""
 
 import numpy as np
 import pytest
@@ -39,6 +39,18 @@ def test_slab_kernel_equals_its_definition_in_numpy(rng):
     np.testing.assert_allclose(bz, want, rtol=1e-6)
 
 
+def test_cross_spectra_kernel_equals_the_polyphase_products(rng):
+    d, c, K, F, n, c0 = 3, 6, 5, 41, 2, 3
+    Y = (rng.standard_normal((d, c, F)) + 1j * rng.standard_normal((d, c, F))).astype(np.complex64)
+    Q = (rng.standard_normal((d, K, F)) + 1j * rng.standard_normal((d, K, F))).astype(np.complex64)
+    H = np.full((n, K, F), np.nan, np.complex64)
+    _kernels.cross_spectra(np.ascontiguousarray(Y.real), np.ascontiguousarray(Y.imag),
+                           np.ascontiguousarray(Q.real), np.ascontiguousarray(Q.imag), c0,
+                           H.view(np.float32).reshape(n, K, F, 2))
+    want = np.einsum("pjf,pkf->jkf", Y[:, c0:c0 + n].astype(np.complex128), Q.astype(np.complex128))
+    np.testing.assert_allclose(H, want, rtol=0, atol=1e-5 * np.abs(want).max())
+
+
 @pytest.mark.parametrize("nuisance", [False, True])
 def test_shift_null_is_the_same_with_and_without_the_kernel(rng, monkeypatch, nuisance):
     T, K, V = 300, 4, 90
@@ -54,13 +66,16 @@ def test_shift_null_is_the_same_with_and_without_the_kernel(rng, monkeypatch, nu
     monkeypatch.setattr(_kernels, "numba", None)
     assert not _kernels.available()
     ref = shift_null(X, Y, **kw)
-    # counts and maxima are the same comparisons of the same float32 values
-    np.testing.assert_array_equal(fast.p_beta, ref.p_beta)
-    np.testing.assert_array_equal(fast.p_r2, ref.p_r2)
-    np.testing.assert_array_equal(fast.null_max_z, ref.null_max_z)
-    np.testing.assert_array_equal(fast.null_max_r2, ref.null_max_r2)
-    # block sums of t² accumulate in float64 (numpy: float32 within a slab's part of a block)
-    np.testing.assert_allclose(fast.null_z_var, ref.null_z_var, rtol=2e-6)
+    # the kernels' cross-spectra round differently from numpy's complex products (float32,
+    # ~1e-7 relative), so a null value within rounding of the observed one may fall on the
+    # other side: counts differ by at most one, and almost nowhere
+    S = fast.n_shifts
+    for a, b in ((fast.p_beta, ref.p_beta), (fast.p_r2, ref.p_r2)):
+        dc = np.abs(a - b) * (S + 1)
+        assert dc.max() <= 1.0 + 1e-6 and np.mean(dc > 0.5) <= 2e-3
+    np.testing.assert_allclose(fast.null_max_z, ref.null_max_z, rtol=1e-5)
+    np.testing.assert_allclose(fast.null_max_r2, ref.null_max_r2, rtol=1e-5)
+    np.testing.assert_allclose(fast.null_z_var, ref.null_z_var, rtol=1e-5)
     for a, b in zip(fast.pvalues("pooled"), ref.pvalues("pooled")):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-9)
     assert np.any(fast.p_t_pooled[0, :10] < 1e-3)          # the planted columns stay detected

@@ -641,6 +641,7 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
     Qp = Q.reshape(L, d, K).transpose(1, 0, 2)
     Qh = np.conj(sfft.rfft(Qp, axis=1)).astype(np.complex64)              # (d, F, K)
     Qh = np.ascontiguousarray(Qh.transpose(0, 2, 1))[:, None, :, :]        # (d, 1, K, F)
+    Qr, Qi = np.ascontiguousarray(Qh[:, 0].real), np.ascontiguousarray(Qh[:, 0].imag)   # (the kernel's planes)
     Mz = (Linv.T / np.sqrt(ginv_diag)[:, None]).astype(np.float32)
     S = n_shifts
     exact = _exact_nuisance(Q, Nb, Linv, ginv_diag, shifts) if exact_nuisance else None
@@ -738,21 +739,29 @@ def shift_null(X, Y, runs=None, n_shifts=1000, random_state=0, *, min_shift=None
                 pools = pool_chunk(o["z_blocks"].transpose(2, 0, 1), o["z_centres"].transpose(2, 0, 1),
                                    o["z_rest"], o["r2_blocks"].T, o["r2_centres"].T, o["r2_rest"], kz, kr)
             return o["max_z"], o["max_r2"], pools
-        Yh = sfft.rfft(Ys.reshape(L, d, c), axis=0)                           # (F, d, c)
-        Yh = np.ascontiguousarray(Yh.transpose(1, 2, 0))[:, :, None, :]       # (d, c, 1, F)
+        Yh = sfft.rfft(Ys.reshape(L, d, c), axis=0).transpose(1, 2, 0)        # (d, c, F)
+        if kernel:
+            Yr, Yi = np.ascontiguousarray(Yh.real), np.ascontiguousarray(Yh.imag)
+        else:
+            Yh = np.ascontiguousarray(Yh)[:, :, None, :]                       # (d, c, 1, F)
         # cross-spectra and their inverse FFT two columns at a time, in the core's cache
         # (H, 2 x K x F complex64, ~0.6 MB at T = 3,600): the whole chunk's H is ten times that
         # and every product and sum over it went to memory
         P = np.empty((S, c, K), np.float32)        # the chunk's cross-products, (shift, column, atom)
         H = np.empty((min(FFT_BLOCK, c), K, Qh.shape[-1]), np.complex64)
-        tmp = np.empty_like(H)
+        Hv = H.view(np.float32).reshape(H.shape + (2,))
+        tmp = None if kernel else np.empty_like(H)
         for c0 in range(0, c, FFT_BLOCK):
             n = min(FFT_BLOCK, c - c0)
-            h, t = H[:n], tmp[:n]
-            np.multiply(Yh[0, c0:c0 + n], Qh[0], out=h)
-            for p in range(1, d):
-                np.multiply(Yh[p, c0:c0 + n], Qh[p], out=t)
-                h += t
+            h = H[:n]
+            if kernel:
+                _kernels.cross_spectra(Yr, Yi, Qr, Qi, c0, Hv[:n])
+            else:
+                t = tmp[:n]
+                np.multiply(Yh[0, c0:c0 + n], Qh[0], out=h)
+                for p in range(1, d):
+                    np.multiply(Yh[p, c0:c0 + n], Qh[p], out=t)
+                    h += t
             # transposed into place while the block is in cache
             P[:, c0:c0 + n, :] = sfft.irfft(h, n=L, axis=-1, overwrite_x=True)[:, :, js].transpose(2, 0, 1)
         del H, tmp
