@@ -17,6 +17,8 @@ max |beta_null − brute-force beta| over the timed shifts on a subset of column
     git worktree add /tmp/v010 499a9ff      # vlmbrain 0.1.0, whose null issue 11 set the budget against
     python benchmarks/bench_shift_null.py --against /tmp/v010/src/vlmbrain/encoding.py --V 20000 --repeats 5 --n-jobs 1
         # the default null against 0.1.0's shift_null (calibrated p) alternately in one process
+    VLMBRAIN_NUMBA=0 python benchmarks/bench_shift_null.py --against ...
+        # the same with the numpy passes that stand in for the numba kernels
 """
 
 import argparse
@@ -146,8 +148,12 @@ def _alternate(args, names, run, labels, V, T, K, S):
     # CPU seconds of the process: on a shared machine the wall time carries the other jobs' load
     medc = {k: statistics.median(v) for k, v in cpu.items()}
     medw = {k: statistics.median(v) for k, v in wall.items()}
+    from vlmbrain.encoding import _kernels
+
+    kern = (f"numba {_kernels.numba.__version__} kernels" if _kernels.available()
+            else "numpy passes (numba absent or VLMBRAIN_NUMBA=0)")
     print(f"| shift_null, {S} shifts, T={T} V={V} K={K}, n_jobs={args.n_jobs}, {args.repeats} runs each "
-          f"(alternating, after one warm-up round) | median CPU s | median wall s | CPU s of every run |")
+          f"(alternating, after one warm-up round; {kern}) | median CPU s | median wall s | CPU s of every run |")
     print("|---|---|---|---|")
     for k in names:
         print(f"| {labels[k]} | {medc[k]:.3f} | {medw[k]:.3f} | {', '.join(f'{x:.2f}' for x in cpu[k])} |")

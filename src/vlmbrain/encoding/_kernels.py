@@ -16,20 +16,36 @@ import os
 
 import numpy as np
 
-try:
-    if os.environ.get("VLMBRAIN_NUMBA", "1").strip().lower() in ("0", "false", "no", "off"):
-        raise ImportError("disabled by VLMBRAIN_NUMBA")
-    import numba
-except ImportError:          # numba is optional: the numpy passes are used instead
-    numba = None
-
 __all__ = ["available", "cross_spectra", "slab_stats"]
+
+#: numba, once :func:`available` has loaded it (imported on first use: ~0.3 s at start-up)
+numba = None
+_tried = False
+_compiled = {}
 
 
 def available():
-    """Whether the compiled kernels can be used (numba importable and not disabled by
-    ``VLMBRAIN_NUMBA=0``)."""
+    """Whether the compiled kernels can be used: numba importable and not disabled by
+    ``VLMBRAIN_NUMBA=0`` (read at the first call)."""
+    global numba, _tried
+    if not _tried:
+        _tried = True
+        if os.environ.get("VLMBRAIN_NUMBA", "1").strip().lower() not in ("0", "false", "no", "off"):
+            try:
+                import numba as nb
+            except ImportError:          # numba is optional at run time: the numpy passes stand in
+                nb = None
+            numba = nb
     return numba is not None
+
+
+def _kernel(fn):
+    """``fn`` compiled by numba (cached on disk), on first use."""
+    if fn not in _compiled:
+        if not available():
+            raise RuntimeError("vlmbrain.encoding._kernels: numba is not available")
+        _compiled[fn] = numba.njit(cache=True, nogil=True)(fn)
+    return _compiled[fn]
 
 
 def _slab_stats(Z, f, t0a, blocks, centres, bz, cz, mz, czc):
@@ -98,8 +114,11 @@ def _cross_spectra(Yr, Yi, Qr, Qi, c0, out):
                 o[f, 1] = ai[f]
 
 
-if numba is not None:
-    slab_stats = numba.njit(cache=True, nogil=True)(_slab_stats)
-    cross_spectra = numba.njit(cache=True, nogil=True)(_cross_spectra)
-else:
-    slab_stats = cross_spectra = None
+def slab_stats(Z, f, t0a, blocks, centres, bz, cz, mz, czc):
+    """Compiled :func:`_slab_stats`."""
+    return _kernel(_slab_stats)(Z, f, t0a, blocks, centres, bz, cz, mz, czc)
+
+
+def cross_spectra(Yr, Yi, Qr, Qi, c0, out):
+    """Compiled :func:`_cross_spectra`."""
+    return _kernel(_cross_spectra)(Yr, Yi, Qr, Qi, c0, out)
