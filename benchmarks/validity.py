@@ -143,7 +143,7 @@ def main():
     ap.add_argument("--null-pvalues", default="pooled", choices=["pooled", "gaussian", "empirical"])
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seam", default="on", choices=["on", "off"],
-                    help="the seam correction of the OLS, AR(1) and ridge (atom maps) nulls (off: as before it, for comparison)")
+                    help="the seam correction of the OLS, AR(1) and ridge nulls (off: as before it, for comparison)")
     args = ap.parse_args()
     if args.quick:
         args.rhos, args.designs, args.methods, args.drift = [0.0, 0.6], ["short"], ["ols"], ["off", "on"]

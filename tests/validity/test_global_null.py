@@ -283,6 +283,42 @@ def test_ridge_seam_lag_products_are_the_exact_null_moments():
     assert np.all(k_obs[:K] > 1.0)     # lag 0's directions see more of the smooth noise (the seam)
 
 
+def test_ridge_fit_seam_moments_are_the_exact_null_moments():
+    # against the dense computation: fold f predicts run f from the others with
+    # W_f = (G_{-f} + αI)⁻¹ on the design projected off the nuisance; y = P e, e within-run AR(1)
+    # noise. cov_f = y_fᵀ X_f W_f X_{-f}ᵀ y_{-f} = eᵀ A_f e, so E[cov_f cov_g] = tr(A_f Σ) tr(A_g Σ)
+    # + 2 tr(A_f Σ A_g Σ) for the symmetric parts; varp_f = |X_f W_f X_{-f}ᵀ y_{-f}|², yy_f = |y_f|²
+    from vlmbrain.encoding.refit_null import RidgeFitSeam
+
+    K, alpha, rho_n = 4, 30.0, 0.75
+    Xr, Nb, bounds, T = _dense_seam_design(5, K=K)
+    lags = [0, 31, 77]
+    q, vp, yy = RidgeFitSeam(Xr, Nb, bounds, lags, max_lag=T).moments(alpha, np.array([rho_n]))
+    Sig = _ar1_cov(bounds, T, rho_n)
+    P = np.eye(T) - Nb @ Nb.T
+    for i, s in enumerate(lags):
+        Xs = P @ np.roll(Xr, s, axis=0)
+        A = []
+        for f, (a, b) in enumerate(bounds):
+            out = np.ones(T, bool)
+            out[a:b] = False
+            W = np.linalg.inv(Xs[out].T @ Xs[out] + alpha * np.eye(K))
+            pred = np.zeros((b - a, T))
+            pred[:, out] = Xs[a:b] @ W @ Xs[out].T
+            pred = pred @ P                                   # run f's prediction from e
+            Af = P[a:b].T @ pred                              # cov_f = eᵀ A_f e
+            A.append((Af + Af.T) / 2)
+            np.testing.assert_allclose(vp[i, f, 0], np.trace(pred.T @ pred @ Sig), rtol=1e-4)
+            np.testing.assert_allclose(yy[f, 0], np.trace(P[a:b].T @ P[a:b] @ Sig), rtol=1e-4)
+        for f in range(len(bounds)):
+            for g in range(len(bounds)):
+                want = np.trace(A[f] @ Sig) * np.trace(A[g] @ Sig) + 2 * np.trace(A[f] @ Sig @ A[g] @ Sig)
+                np.testing.assert_allclose(q[i, f, g, 0], want, rtol=1e-4, atol=1e-6 * abs(q[i, f, f, 0]))
+    k_obs, k_null = RidgeFitSeam(Xr, Nb, bounds, [0, 31, 77, 100], max_lag=T).factors(alpha, np.array([0.0, 0.8]), 0)
+    assert k_obs.shape == (2,) and k_null.shape == (3, 2)
+    assert abs(k_obs[0] - 1.0) < 0.1 and k_obs[1] > k_obs[0]    # white noise: little seam; smooth: lag 0 sees more
+
+
 def test_seam_correction_of_the_ridge_refit_null():
     # the ridge refit null, 2 × 150 TRs of ρ = 0.8 noise: the atom p were slightly liberal
     # without a seam correction (benchmarks/RESULTS.md; here 5.3 %); with the ridge directions'

@@ -90,7 +90,8 @@ NULL_PVALUE_METHODS = {
               "min_shift of it), generalised Pareto far tail (Winkler et al. 2016); each scale also corrected "
               "by the expected null second moment at its lag relative to its shifts' (AR(1) noise, the "
               "fitted model's own nuisance-projected directions, for AR(1) prewhitened, for ridge at the "
-              "grayordinate's penalty: the seam correction); not for ridge's held-out r",
+              "grayordinate's penalty: the seam correction); for ridge's held-out r from the folds' expected "
+              "cross-products (ratio of expectations)",
     "gaussian": "Gaussian tail of each grayordinate's shift-null variance (t); Satterthwaite scaled chi2 (R2)",
     "empirical": "rank among the shifts: (1 + #{null >= observed}) / (1 + n_shifts)",
 }

@@ -242,8 +242,9 @@ def _ridge_seam_lag_products(Xc, Nb, bounds, lags, alpha, max_lag=SEAM_MAX_LAG):
     ``A = X_s (G_s + αI)⁻¹``; the atom statistic :func:`_ridge_z` divides ``β_k`` by its white-noise
     standard error ``σ |a_k|``. Under noise of autocovariance Σ the numerator's second moment in
     those units is ``a_kᵀ Σ a_k / |a_k|²``: rows ``:K`` hold the lag products of the unit
-    directions ``a_k / |a_k|``. Row ``K`` (the fit's, leave-one-run-out r, which this correction
-    does not model) is a unit at lag 0 for every lag, so its factors are exactly 1.
+    directions ``a_k / |a_k|``. Row ``K`` (the fit's, leave-one-run-out r, whose factors come
+    from :class:`RidgeFitSeam` instead) is a unit at lag 0 for every lag, so its factors are
+    exactly 1.
     """
     Xc = np.asarray(Xc, dtype=np.float64)
     T, K = Xc.shape
@@ -260,6 +261,115 @@ def _ridge_seam_lag_products(Xc, Nb, bounds, lags, alpha, max_lag=SEAM_MAX_LAG):
     out[:, :K] = ac
     out[:, K, 0] = 1.0
     return out
+
+
+class RidgeFitSeam:
+    """Seam factors of ridge's fit statistic, the leave-one-run-out r averaged over the folds.
+
+    Fold ``f`` predicts run ``f`` from the others: ``r_f = cov_f / √(varp_f · yy_f)`` with
+    ``cov_f = y_fᵀ X_f W_f X_{−f}ᵀ y_{−f}``, ``varp_f = |X_f W_f X_{−f}ᵀ y_{−f}|²``,
+    ``yy_f = |y_f|²`` and ``W_f = (G_{−f} + αI)⁻¹`` (the design and the data projected off the
+    nuisance, which is block-diagonal over runs, so ``X_fᵀ y_f = X_fᵀ e_f`` for the noise e).
+    Under noise independent across runs with covariance Σ_r in run r, with
+    ``M_r = X_rᵀ Σ_r X_r``:
+
+        E[cov_f²] = Σ_{r≠f} tr(W_f M_f W_f M_r),   E[cov_f cov_g] = tr(W_f M_g W_g M_f)  (f ≠ g),
+        E[varp_f] = Σ_{r≠f} tr(W_f G_f W_f M_r),   E[yy_f] = tr(Σ_f) − tr(N_fᵀ Σ_f N_f),
+
+    and the null second moment of the fold mean is taken as ``Σ_{f,g} E[cov_f cov_g] /
+    √(E[varp_f] E[yy_f] E[varp_g] E[yy_g]) / R²`` (ratios of expectations; the folds' r are
+    strongly correlated — with two runs they measure nearly the same alignment — so the cross
+    terms stay). With AR(1) noise ``Σ_{tu} = ρ^|t−u|`` every ``M_r = Σ_τ ρ^τ Λ_r(τ)`` is linear in
+    the run's lag cross-products ``Λ_r(τ)`` of the design's columns, so each expectation is a
+    quadratic (cov) or linear (varp, yy) form in the vector ``ρ^τ``: prepared per penalty α
+    (:meth:`operator`) at the observed design (lag 0) and at the pooled blocks' centres, and
+    evaluated per grayordinate. The factors are on r's own scale (square roots of the second-
+    moment ratios), as the pooled null divides r itself.
+    """
+
+    def __init__(self, Xc, Nb, bounds, lags, max_lag=SEAM_MAX_LAG):
+        Xc = np.asarray(Xc, dtype=np.float64)
+        T, K = Xc.shape
+        self.n_lag = n_lag = int(min(max_lag, T // 4)) + 1
+        self.bounds = list(bounds)
+        self.K = K
+        ii, jj = np.divmod(np.arange(K * K), K)
+        lam = []
+        for s in np.asarray(lags):
+            Xs = np.roll(Xc, int(s), axis=0)
+            Xs -= Nb @ (Nb.T @ Xs)
+            # Λ_r(τ)[i, j]: lag-τ cross-products of columns i, j within run r (τ > 0 both ways)
+            lam.append(np.stack([_run_crosscov(Xs[:, ii], Xs[:, jj], [ab], n_lag).T.reshape(n_lag, K, K)
+                                 for ab in self.bounds]))
+        self.lam = np.stack(lam).astype(np.float32)                          # (L, R, n_lag, K, K)
+        # E[yy_f] = Σ_τ ρ^τ yy[f, τ]
+        self.yy = np.zeros((len(self.bounds), n_lag))
+        for f, (a, b) in enumerate(self.bounds):
+            self.yy[f, 0] = b - a
+            self.yy[f] -= _run_autocov(np.asarray(Nb, dtype=np.float64), [(a, b)], n_lag).sum(0)
+        self._ops = {}
+
+    def operator(self, alpha):
+        """The quadratic and linear forms at penalty ``alpha`` (cached)."""
+        key = float(alpha)
+        if key in self._ops:
+            return self._ops[key]
+        L, R, n_lag, K, _ = self.lam.shape
+        quad = np.zeros((L, R, R, n_lag, n_lag))
+        lin = np.zeros((L, R, n_lag))
+        eye = np.eye(K)
+        for li in range(L):
+            lam = self.lam[li].astype(np.float64)                            # (R, n_lag, K, K)
+            G = lam[:, 0]
+            W = [np.linalg.inv(G.sum(0) - G[f] + key * eye) for f in range(R)]
+            # WL[f, r, τ] = W_f Λ_r(τ), flattened; WLt the transposes
+            WL = np.stack([W[f][None, None] @ lam for f in range(R)])       # (R, R, n_lag, K, K)
+            WLt = WL.transpose(0, 1, 2, 4, 3).reshape(R, R, n_lag, K * K)
+            WL = WL.reshape(R, R, n_lag, K * K)
+            lamf = lam.reshape(R, n_lag, K * K)
+            for f in range(R):
+                WGW = (W[f] @ G[f] @ W[f]).reshape(K * K)
+                for r in range(R):
+                    if r == f:
+                        continue
+                    # tr(W_f Λ_f(τ) W_f Λ_r(τ')), tr(W_f G_f W_f Λ_r(τ')) and, for g = r,
+                    # tr(W_g Λ_f(τ) W_f Λ_g(τ')) (rows τ, columns τ')
+                    quad[li, f, f] += WL[f, f] @ WLt[f, r].T
+                    lin[li, f] += lamf[r] @ WGW
+                    quad[li, f, r] = WL[r, f] @ WLt[f, r].T
+        op = (quad.reshape(L * R * R * n_lag, n_lag), lin.reshape(L * R, n_lag))
+        self._ops[key] = op
+        return op
+
+    def moments(self, alpha, rho):
+        """``E[cov_f cov_g]`` (L, R, R, c), ``E[varp_f]`` (L, R, c) and ``E[yy_f]`` (R, c) at every
+        prepared lag for penalty ``alpha`` and AR(1) noise of lag-1 autocorrelation ``rho``
+        (c,) and unit variance (|ρ| capped as in :func:`vlmbrain.encoding.null._seam_factors`)."""
+        quad, lin = self.operator(alpha)
+        L, R = self.lam.shape[:2]
+        n_lag = self.n_lag
+        rho = np.asarray(rho, dtype=np.float64)
+        cap = min(0.99, 0.05 ** (1.0 / n_lag))
+        Rm = np.empty((n_lag, rho.size))
+        Rm[0] = 1.0
+        Rm[1:] = np.clip(rho, -cap, cap)[None, :]
+        np.cumprod(Rm, axis=0, out=Rm)
+        q = np.einsum("xtc,tc->xc", (quad @ Rm).reshape(L * R * R, n_lag, -1), Rm).reshape(L, R, R, -1)
+        return q, (lin @ Rm).reshape(L, R, -1), self.yy @ Rm
+
+    def factors(self, alpha, rho, hb):
+        """``k_obs`` (c,) and ``k_null`` (nb, c) for penalty ``alpha`` and lag-1 autocorrelations
+        ``rho`` (c,), on r's scale (see :func:`vlmbrain.encoding.null._seam_factors`)."""
+        q, vp, yy = self.moments(alpha, rho)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            d = 1.0 / np.sqrt(np.maximum(vp * yy[None], 1e-300))
+            E = np.einsum("lfgc,lfc,lgc->lc", q, d, d)                       # (L, c), up to 1/R²
+            cen = E[1:]
+            nb = cen.shape[0]
+            total = cen.sum(axis=0)
+            k_obs = np.sqrt(E[0] / (total / nb))
+            k_null = np.sqrt(cen / leave_window_out(cen, total, nb, 1, hb))
+        return k_obs, k_null
 
 
 def _gram_eig(X):
@@ -330,7 +440,8 @@ def refit_shift_null(X, Y, runs, *, method="ridge", n_shifts=1000, random_state=
     noise there (runs restart the noise, the concatenated prewhitening does not). Without it,
     2 × 150 TRs at ρ = 0.8 gave 7 % of the fit's p below 0.05. For ridge the atom maps are
     corrected with the ridge fit's own directions at the grayordinate's penalty
-    (:func:`_ridge_seam_lag_products`); its fit statistic (leave-one-run-out r) is not.
+    (:func:`_ridge_seam_lag_products`), and its fit statistic (the leave-one-run-out r averaged
+    over the folds) with that r's own null second moments (:class:`RidgeFitSeam`).
     """
     from tqdm.auto import tqdm
 
@@ -374,6 +485,7 @@ def refit_shift_null(X, Y, runs, *, method="ridge", n_shifts=1000, random_state=
         seam_lags = np.r_[0, shifts[g // 2: nb * g: g]]
         seam_starts = [0] if params.get("ar1_scope", "concat") == "concat" else [a for a, _ in bounds]
         rho_inverse = _lag1_bias_inverse(bounds, Nb)
+        fit_seam = RidgeFitSeam(Xc, Nb, bounds, seam_lags) if method == "ridge" else None
 
     def seam_chunk(enc, Yc):
         """Seam factors of one chunk: (K + 1, c) for the observed statistics, (nb, K + 1, c)
@@ -394,6 +506,9 @@ def refit_shift_null(X, Y, runs, *, method="ridge", n_shifts=1000, random_state=
                                          if method == "ar1" else
                                          _ridge_seam_lag_products(Xc, Nb, bounds, seam_lags, key), hb)
             k_obs[:, cols], k_null[:, :, cols] = _seam_factors(seam[key], rho_n[cols], hb)
+            if method == "ridge":
+                # the fit's row: the leave-one-run-out r's own factors (RidgeFitSeam)
+                k_obs[K, cols], k_null[:, K, cols] = fit_seam.factors(key, rho_n[cols], hb)
         return k_obs, k_null
 
     p_emp = np.empty((K, V))
