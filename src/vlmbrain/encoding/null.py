@@ -324,6 +324,21 @@ def _seam_lag_products(Xc, Nb, bounds, lags, max_lag=SEAM_MAX_LAG):
     return out
 
 
+def _ar1_powers(rho, n_lag):
+    """``ρ^τ`` for τ = 0 … n_lag − 1 of every column (n_lag, c), the AR(1) autocorrelation the seam
+    corrections weigh their lag products with. |ρ| is capped where ``|ρ|^n_lag = 0.05`` (see
+    :func:`_seam_factors`); powers below 1e-30 are set to 0 (as float32 they would be subnormal,
+    which is slow)."""
+    rho = np.asarray(rho, dtype=np.float64)
+    cap = min(0.99, 0.05 ** (1.0 / n_lag))
+    R = np.empty((n_lag, rho.size))
+    R[0] = 1.0
+    R[1:] = np.clip(rho, -cap, cap)[None, :]
+    np.cumprod(R, axis=0, out=R)
+    R[np.abs(R) < 1e-30] = 0.0
+    return R
+
+
 class SeamOperator:
     """The seam factors' linear part, prepared once per design: :func:`_seam_lag_products` at
     ``[0, block centres...]`` (n, m, n_lag) as numerator rows (lag 0, every centre) and
@@ -348,14 +363,8 @@ class SeamOperator:
         """``k_obs`` (m, c) and ``k_null`` (nb, m, c) for lag-1 autocorrelations ``rho`` (c,)
         (see :func:`_seam_factors`)."""
         n, m, n_lag = self.shape
-        cap = min(0.99, 0.05 ** (1.0 / n_lag))
-        R = np.empty((n_lag, rho.size))                                                # ρ^τ, (n_lag, c)
-        R[0] = 1.0
-        R[1:] = np.clip(rho, -cap, cap)[None, :]
-        np.cumprod(R, axis=0, out=R)
-        R[np.abs(R) < 1e-30] = 0.0            # no float32 subnormals (|ρ|^τ of small ρ): they are slow
         # float32 products (~1e-7 relative: a variance ratio's precision is ample)
-        E = (self.rows @ R.astype(np.float32)).reshape(2, n, m, -1)
+        E = (self.rows @ _ar1_powers(rho, n_lag).astype(np.float32)).reshape(2, n, m, -1)
         with np.errstate(invalid="ignore", divide="ignore"):
             k = np.divide(E[0], E[1], dtype=np.float64)
         return k[0], k[1:]

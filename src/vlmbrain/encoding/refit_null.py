@@ -28,7 +28,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from vlmbrain.encoding._checks import check_runs
-from vlmbrain.encoding.null import (SEAM_MAX_LAG, _choose_decimation, _lag1_autocorrelation, _lag1_bias_inverse,
+from vlmbrain.encoding.null import (SEAM_MAX_LAG, _ar1_powers, _choose_decimation, _lag1_autocorrelation, _lag1_bias_inverse,
                                     SeamOperator, _run_autocov, _seam_factors, shift_null)
 from vlmbrain.encoding.tails import POOL_DRAWS, PooledNull, atom_mean_spread, leave_window_out
 from vlmbrain.errors import ConfigError
@@ -291,8 +291,7 @@ class RidgeFitSeam:
         Xc = np.asarray(Xc, dtype=np.float64)
         T, K = Xc.shape
         self.n_lag = n_lag = int(min(max_lag, T // 4)) + 1
-        self.bounds = list(bounds)
-        self.K = K
+        bounds = list(bounds)
         ii, jj = np.divmod(np.arange(K * K), K)
         lam = []
         for s in np.asarray(lags):
@@ -300,11 +299,11 @@ class RidgeFitSeam:
             Xs -= Nb @ (Nb.T @ Xs)
             # Λ_r(τ)[i, j]: lag-τ cross-products of columns i, j within run r (τ > 0 both ways)
             lam.append(np.stack([_run_crosscov(Xs[:, ii], Xs[:, jj], [ab], n_lag).T.reshape(n_lag, K, K)
-                                 for ab in self.bounds]))
+                                 for ab in bounds]))
         self.lam = np.stack(lam).astype(np.float32)                          # (L, R, n_lag, K, K)
         # E[yy_f] = Σ_τ ρ^τ yy[f, τ]
-        self.yy = np.zeros((len(self.bounds), n_lag))
-        for f, (a, b) in enumerate(self.bounds):
+        self.yy = np.zeros((len(bounds), n_lag))
+        for f, (a, b) in enumerate(bounds):
             self.yy[f, 0] = b - a
             self.yy[f] -= _run_autocov(np.asarray(Nb, dtype=np.float64), [(a, b)], n_lag).sum(0)
         self._ops = {}
@@ -348,12 +347,7 @@ class RidgeFitSeam:
         quad, lin = self.operator(alpha)
         L, R = self.lam.shape[:2]
         n_lag = self.n_lag
-        rho = np.asarray(rho, dtype=np.float64)
-        cap = min(0.99, 0.05 ** (1.0 / n_lag))
-        Rm = np.empty((n_lag, rho.size))
-        Rm[0] = 1.0
-        Rm[1:] = np.clip(rho, -cap, cap)[None, :]
-        np.cumprod(Rm, axis=0, out=Rm)
+        Rm = _ar1_powers(rho, n_lag)
         q = np.einsum("xtc,tc->xc", (quad @ Rm).reshape(L * R * R, n_lag, -1), Rm).reshape(L, R, R, -1)
         return q, (lin @ Rm).reshape(L, R, -1), self.yy @ Rm
 
